@@ -1,0 +1,48 @@
+# Two commands do all set-up on a fresh machine: `make demo` (the main job) and `make test`.
+# Set-up: .venv (Python 3.12, scalms + uv), then one uv environment per model family in .venvs/.
+
+PYTHON_VERSION := 3.12
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.scalms-installed
+DEMO_DIR := demo_output
+
+.PHONY: install envs demo test test-fast lint benchmark clean
+
+$(INSTALLED): pyproject.toml
+	@command -v python$(PYTHON_VERSION) >/dev/null || { \
+		echo "python$(PYTHON_VERSION) not found: install it (pyenv install $(PYTHON_VERSION))"; exit 1; }
+	python$(PYTHON_VERSION) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	touch $@
+
+install: $(INSTALLED)
+
+# Idempotent: an environment whose requirements did not change is left as it is.
+envs: install
+	$(BIN)/scalms env create sevennet mace
+
+demo: install
+	$(BIN)/scalms env create sevennet
+	$(BIN)/scalms models list
+	$(BIN)/scalms static examples/Ga54Pt_icosahedron.xyz examples/Ga144Pt3_icosahedron.xyz \
+		examples/Ga54Pt_rattled.extxyz --model 7net-0 --backend both --device cpu \
+		--out $(DEMO_DIR)/static.h5
+
+test: envs
+	$(BIN)/python -m pytest
+
+# The suite without the tests that need a model environment (seconds, not minutes).
+test-fast: install
+	$(BIN)/python -m pytest -m "not sevennet and not mace and not slow"
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks examples ML_training
+	$(BIN)/ruff format --check src tests benchmarks examples ML_training
+
+benchmark: envs
+	$(BIN)/python benchmarks/cli_startup.py
+
+clean:
+	rm -rf $(DEMO_DIR) .pytest_cache

@@ -1,0 +1,43 @@
+"""The ``scalms`` command: one sub-app per section, each command a thin layer over the library.
+
+Heavy imports (torch, ASE I/O, h5py) live inside the command bodies, so ``scalms --help``
+answers at once.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from scalms.cli import env, models, static
+
+app = typer.Typer(
+    name="scalms",
+    help="Simulate gallium liquid-metal catalysts with machine-learning interatomic potentials.",
+    no_args_is_help=True,
+    rich_markup_mode=None,  # plain help: rich formatting would double start-up time
+    pretty_exceptions_enable=False,
+)
+app.add_typer(env.app, name="env", rich_help_panel="Set-up")
+app.add_typer(models.app, name="models", rich_help_panel="Set-up")
+app.command("static", rich_help_panel="Evaluate")(static.static)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from scalms import __version__
+
+        typer.echo(f"scalms {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Simulate gallium liquid-metal catalysts with machine-learning interatomic potentials."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,54 @@
+"""A progress display for children: one bar per model, fed by the child's events."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+
+class ModelProgress:
+    """Implements :class:`scalms.workers.fanout.Reporter` with rich bars."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self._progress = Progress(
+            TextColumn("{task.fields[model]}", style="bold"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=console,
+        )
+        self._tasks: dict[str, int] = {}
+
+    def __enter__(self) -> ModelProgress:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._progress.__exit__(*exc)
+
+    def start(self, model: str) -> None:
+        self._tasks[model] = self._progress.add_task(
+            model, model=model, status="starting", total=None
+        )
+
+    def event(self, model: str, event: dict) -> None:
+        task = self._tasks[model]
+        kind = event.get("event")
+        if kind == "progress":
+            self._progress.update(task, completed=event["done"], total=event["total"])
+        elif kind == "status":
+            self._progress.update(task, status=event["message"])
+        elif kind == "fallback":
+            self.console.print(f"[yellow]{model}[/]: {event['message']}")
+
+    def finish(self, model: str, outcome) -> None:
+        status = "[green]done[/]" if outcome.ok else "[red]failed[/]"
+        self._progress.update(self._tasks[model], status=f"{status} in {outcome.wall_s:.1f} s")

@@ -1,0 +1,81 @@
+"""Load a model entry's adapter inside the child process, and check it against structures."""
+
+from __future__ import annotations
+
+import importlib
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from types import ModuleType
+
+from ase import Atoms
+
+from scalms.config import ModelEntry
+from scalms.errors import ModelLoadError, UnsupportedElements
+from scalms.models import FAMILIES
+
+BACKENDS = ("torchsim", "ase")
+
+
+def adapter_for(entry: ModelEntry) -> ModuleType:
+    """The adapter module of ``entry``'s family (imports nothing heavy by itself)."""
+    return importlib.import_module(FAMILIES[entry.family].adapter)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` becomes ``cuda`` where torch sees a GPU and ``cpu`` elsewhere."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"device '{device}' requested but torch sees no CUDA GPU here")
+    return device
+
+
+def load(entry: ModelEntry, backend: str, device: str):
+    """The ASE calculator or TorchSim model of ``entry`` on ``device``."""
+    module = adapter_for(entry)
+    if backend == "ase":
+        return module.ase_calculator(entry, device)
+    if backend == "torchsim":
+        return module.torchsim_model(entry, device)
+    raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+
+
+def check_elements(entry: ModelEntry, loaded, frames: dict[str, list[Atoms]]) -> None:
+    """Raise :class:`UnsupportedElements` naming structures with elements the model lacks."""
+    known = adapter_for(entry).elements(entry, loaded)
+    if known is None:
+        return
+    problems = []
+    for label, atoms_list in frames.items():
+        present = {s for atoms in atoms_list for s in atoms.get_chemical_symbols()}
+        missing = sorted(present - set(known))
+        if missing:
+            problems.append(f"{label}: {', '.join(missing)}")
+    if problems:
+        raise UnsupportedElements(
+            f"model '{entry.name}' does not know element(s) in " + "; ".join(problems)
+        )
+
+
+def software_versions(entry: ModelEntry) -> dict[str, str]:
+    """Versions of the software that produced a result, stored beside it."""
+    packages = ["scalms", "torch", "torch-sim-atomistic", "ase", "numpy", "h5py"]
+    import_name = FAMILIES[entry.family].import_name
+    distributions = {
+        "sevenn": "sevenn",
+        "mace": "mace-torch",
+        "orb_models": "orb-models",
+        "mattersim": "mattersim",
+        "nequip": "nequip",
+    }
+    if import_name:
+        packages.append(distributions.get(import_name, import_name))
+    found = {"python": platform.python_version()}
+    for package in packages:
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return found

@@ -1,0 +1,88 @@
+"""The embedded default, SevenNet-0, through its own environment and the real child protocol."""
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from scalms.cli import app
+from scalms.io.static_results import is_complete, read_results, read_run_attrs
+from scalms.testing import ENERGY_PER_ATOM_TOL_EV, FORCE_TOL_EV_PER_A, write_model_config
+
+from .conftest import REPO, needs_env
+
+pytestmark = [pytest.mark.sevennet, needs_env("sevennet")]
+runner = CliRunner()
+
+
+def test_readme_static_command_gives_matching_torchsim_and_ase_results(tmp_path, monkeypatch):
+    """The README's command: Ga-Pt clusters in a 40 Å vacuum box (pbc False), both backends."""
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "static.h5"
+    result = runner.invoke(
+        app,
+        [
+            "static",
+            "examples/Ga54Pt_icosahedron.xyz",
+            "examples/Ga144Pt3_icosahedron.xyz",
+            "--model",
+            "7net-0",
+            "--backend",
+            "both",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "TorchSim against ASE" in result.output
+    assert is_complete(out)
+    results = read_results(out)
+    for label in ("Ga54Pt_icosahedron", "Ga144Pt3_icosahedron"):
+        (a,) = results["7net-0@torchsim"][label]
+        (b,) = results["7net-0@ase"][label]
+        assert not a.pbc.any() and a.cell.lengths() == pytest.approx([40.0] * 3)
+        de = abs(a.get_potential_energy() - b.get_potential_energy()) / len(a)
+        assert de < ENERGY_PER_ATOM_TOL_EV
+        np.testing.assert_allclose(a.get_forces(), b.get_forces(), atol=FORCE_TOL_EV_PER_A)
+        # A sane Ga cluster: bound, a few eV per atom, forces sum to ~zero (translation).
+        assert -4.0 < a.get_potential_energy() / len(a) < -2.0
+        np.testing.assert_allclose(a.get_forces().sum(axis=0), 0.0, atol=1e-3)
+    versions = read_run_attrs(out)["7net-0@torchsim"]["versions"]
+    assert versions["sevenn"] and versions["torch-sim-atomistic"] == "0.6.2"
+
+
+def test_models_list_reports_what_can_run_without_loading_models(tmp_path):
+    config = write_model_config(
+        tmp_path,
+        f"""
+SevenNet:
+  models:
+    7net-0: {{}}
+    7net-custom:
+      model_path: {tmp_path / "missing.pth"}
+builtin:
+  models:
+    lj: {{}}
+""",
+    )
+    result = runner.invoke(app, ["models", "list", "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[1]: line for line in result.output.splitlines() if "│" in line[:3]}
+    assert "yes" in rows["7net-0"] and "SevenNet_0" in rows["7net-0"]
+    assert "no" in rows["7net-custom"] and "not found" in rows["7net-custom"]
+    assert "yes" in rows["lj"]
+
+
+def test_unknown_element_for_sevennet_is_refused_with_its_name(tmp_path):
+    from ase import Atoms
+
+    from scalms.config import ModelEntry
+    from scalms.evaluate import run_static
+
+    structure = tmp_path / "Rn2.xyz"
+    Atoms("Rn2", positions=[[0, 0, 0], [0, 0, 4.0]]).write(structure)
+    entry = ModelEntry(name="7net-0", family="sevennet")
+    (outcome,) = run_static([structure], [entry], tmp_path / "out.h5", device="cpu").outcomes
+    assert not outcome.ok
+    assert "does not know element(s)" in outcome.reason and "Rn" in outcome.reason

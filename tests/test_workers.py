@@ -1,0 +1,189 @@
+"""The parent <-> child protocol, run for real with the builtin classical models."""
+
+import os
+import stat
+
+import h5py
+import numpy as np
+import pytest
+from ase.io import read, write
+from typer.testing import CliRunner
+
+from scalms.cli import app
+from scalms.config import ModelEntry, load_config
+from scalms.evaluate import run_static
+from scalms.io.static_results import is_complete, read_results, read_run_attrs
+from scalms.testing import ga_bulk, ga_cluster, write_model_config
+from scalms.workers.events import emit, parse
+from scalms.workers.fanout import SilentReporter
+from scalms.workers.task import Task
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def structures(tmp_path):
+    """A two-frame cluster file with a cell, a cluster without any cell, a periodic cell."""
+    clusters = tmp_path / "GaPt_cluster.extxyz"
+    write(clusters, [ga_cluster(rattle_A=0.05, seed=s) for s in (1, 2)])
+    no_cell = tmp_path / "no_cell.xyz"
+    plain = ga_cluster(shells=2, seed=3)
+    plain.set_cell(None)
+    plain.write(no_cell, format="xyz")
+    periodic = tmp_path / "bulk.extxyz"
+    write(periodic, ga_bulk())
+    return [clusters, no_cell, periodic]
+
+
+def test_lj_torchsim_and_ase_agree_and_the_file_rebuilds_every_frame(tmp_path, structures):
+    entry = ModelEntry(name="lj", family="builtin")
+    run = run_static(structures, [entry], tmp_path / "out.h5", backend="both", device="cpu")
+    assert [o.ok for o in run.outcomes] == [True]
+    assert is_complete(run.out)
+    results = read_results(run.out)
+    assert set(results) == {"lj@torchsim", "lj@ase"}
+    ts, ase = results["lj@torchsim"], results["lj@ase"]
+    assert list(ts) == ["GaPt_cluster", "no_cell", "bulk"]
+    assert [len(ts[k]) for k in ts] == [2, 1, 1]
+    for label, frames in ts.items():
+        for a, b in zip(frames, ase[label], strict=True):
+            assert abs(a.get_potential_energy() - b.get_potential_energy()) < 1e-9
+            np.testing.assert_allclose(a.get_forces(), b.get_forces(), atol=1e-9)
+    # Stress only where the frame is periodic, and the same from both backends.
+    np.testing.assert_allclose(ts["bulk"][0].get_stress(), ase["bulk"][0].get_stress(), atol=1e-9)
+    assert "stress" not in ts["GaPt_cluster"][0].calc.results
+    # Frames come back as they were read.
+    original = read(structures[0], index=1)
+    np.testing.assert_array_equal(ts["GaPt_cluster"][1].positions, original.positions)
+    np.testing.assert_array_equal(ts["GaPt_cluster"][1].numbers, original.numbers)
+    attrs = read_run_attrs(run.out)
+    assert attrs["lj@torchsim"]["backend"] == "torchsim"
+    assert attrs["lj@ase"]["backend"] == "ase"
+    assert "torch" in attrs["lj@torchsim"]["versions"]
+
+
+def test_lj_dimer_matches_the_analytic_shifted_potential():
+    """In-process adapter check: E = 4ε[(σ/r)¹² - (σ/r)⁶] - V(r_c), F = -dE/dr."""
+    from ase import Atoms
+
+    from scalms.models.builtin import LJ_DEFAULTS, ase_calculator, torchsim_model
+    from scalms.static import evaluate_ase, evaluate_torchsim
+
+    sigma, epsilon, cutoff = (LJ_DEFAULTS[k] for k in ("sigma", "epsilon", "cutoff"))
+    r = 2.9
+    dimer = Atoms("Ga2", positions=[[0, 0, 0], [r, 0, 0]])
+
+    def lj(x):
+        return 4 * epsilon * ((sigma / x) ** 12 - (sigma / x) ** 6)
+
+    expected_energy = lj(r) - lj(cutoff)
+    expected_force = 24 * epsilon / r * (2 * (sigma / r) ** 12 - (sigma / r) ** 6)
+    entry = ModelEntry(name="lj", family="builtin")
+    for result in (
+        evaluate_torchsim([dimer], torchsim_model(entry, "cpu"), "cpu"),
+        evaluate_ase([dimer], ase_calculator(entry, "cpu")),
+    ):
+        assert result.energy[0] == pytest.approx(expected_energy, rel=1e-10)
+        assert result.forces[0][1, 0] == pytest.approx(expected_force, rel=1e-10)
+        np.testing.assert_allclose(result.forces[0].sum(axis=0), 0.0, atol=1e-12)
+
+
+def _killed_python(folder):
+    """An 'interpreter' that dies by SIGKILL at once, as a child killed by the OOM killer."""
+    script = folder / "killed-python"
+    script.write_text("#!/bin/sh\nkill -9 $$\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return script
+
+
+def test_failing_models_fail_alone_named_with_their_reason_and_log(tmp_path, structures):
+    config = write_model_config(
+        tmp_path,
+        f"""
+builtin:
+  models:
+    lj: {{}}
+    emt: {{}}
+MACE:
+  models:
+    mace-missing:
+      model_path: {tmp_path / "missing.model"}
+SevenNet:
+  models:
+    7net-killed:
+      model_path: {structures[0]}
+      venv_path: {_killed_python(tmp_path)}
+""",
+    )
+    out = tmp_path / "out.h5"
+    result = runner.invoke(
+        app,
+        ["static", str(structures[0]), "-c", str(config), "-o", str(out), "--device", "cpu"],
+    )
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    output = " ".join(result.output.split())
+    assert "failed emt: model 'emt' does not know element(s) in GaPt_cluster: Ga" in output
+    assert "failed mace-missing:" in output and "file not found" in output
+    assert "failed 7net-killed: killed by signal SIGKILL" in output
+    assert "child.log" in output
+    # The good model's results are there, in a file marked complete that names the failures.
+    assert set(read_results(out)) == {"lj"}
+    with h5py.File(out) as handle:
+        assert handle.attrs["complete"]
+        assert sorted(eval(handle.attrs["failed"])) == ["7net-killed", "emt", "mace-missing"]
+
+
+def test_a_child_past_its_time_limit_is_stopped(tmp_path, structures):
+    entry = ModelEntry(name="lj", family="builtin")
+    run = run_static(structures[:1], [entry], tmp_path / "out.h5", device="cpu", timeout_s=0.5)
+    (outcome,) = run.outcomes
+    assert not outcome.ok
+    assert "time limit" in outcome.reason
+
+
+def test_an_interrupted_run_leaves_a_readable_file_marked_incomplete(tmp_path, structures):
+    class InterruptAtSecondModel(SilentReporter):
+        def start(self, model):
+            if model == "lj-2":
+                raise KeyboardInterrupt
+
+    entries = [ModelEntry(name="lj", family="builtin"), ModelEntry(name="lj-2", family="builtin")]
+    out = tmp_path / "out.h5"
+    with pytest.raises(KeyboardInterrupt):
+        run_static(structures[:1], entries, out, device="cpu", reporter=InterruptAtSecondModel())
+    assert not is_complete(out)
+    assert set(read_results(out)) == {"lj"}
+
+
+@pytest.mark.parametrize("content", [None, b"\x00\x01 not a structure \xff"])
+def test_missing_or_unreadable_structure_exits_2_with_its_path(tmp_path, builtin_config, content):
+    path = tmp_path / "broken.xyz"
+    if content is not None:
+        path.write_bytes(content)
+    result = runner.invoke(app, ["static", str(path), "-c", str(builtin_config)])
+    assert result.exit_code == 2
+    assert str(path) in " ".join(result.output.split()).replace(" ", "") or "broken.xyz" in (
+        result.output
+    )
+    assert "Traceback" not in result.output
+
+
+def test_task_files_round_trip(tmp_path, builtin_config):
+    entry = load_config(builtin_config).entries["lj"]
+    task = Task("static", entry, tmp_path / "r.h5", "cpu", 7, {"backends": ["ase"]})
+    assert Task.from_json(task.to_json()) == task
+
+
+def test_events_are_told_apart_from_other_output(capsys):
+    emit("progress", done=1, total=2)
+    line = capsys.readouterr().out
+    assert parse(line) == {"event": "progress", "done": 1, "total": 2}
+    assert parse("SevenNet banner\n") is None
+
+
+def test_cli_help_lists_every_section():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("static", "env", "models"):
+        assert command in result.output
