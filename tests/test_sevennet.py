@@ -86,3 +86,9 @@ def test_unknown_element_for_sevennet_is_refused_with_its_name(tmp_path):
     (outcome,) = run_static([structure], [entry], tmp_path / "out.h5", device="cpu").outcomes
     assert not outcome.ok
     assert "does not know element(s)" in outcome.reason and "Rn" in outcome.reason
+
+
+def test_env_create_is_a_no_op_when_the_environment_is_current():
+    result = runner.invoke(app, ["env", "create", "sevennet"])
+    assert result.exit_code == 0, result.output
+    assert "sevennet: up to date" in result.output

@@ -187,3 +187,24 @@ def test_cli_help_lists_every_section():
     assert result.exit_code == 0
     for command in ("static", "env", "models"):
         assert command in result.output
+
+
+def test_a_model_torchsim_lacks_falls_back_to_ase_and_says_so(tmp_path):
+    from ase.cluster import Icosahedron
+
+    structure = tmp_path / "Pt13.xyz"
+    Icosahedron("Pt", noshells=2).write(structure)
+    entry = ModelEntry(name="emt", family="builtin")
+    run = run_static([structure], [entry], tmp_path / "out.h5", backend="auto", device="cpu")
+    assert run.outcomes[0].ok, run.outcomes[0].reason
+    attrs = read_run_attrs(run.out)["emt"]
+    assert attrs["backend"] == "ase" and attrs["requested_backend"] == "auto"
+    assert "TorchSim has no EMT model" in attrs["fallback"]
+    (frame,) = read_results(run.out)["emt"]["Pt13"]
+    np.testing.assert_allclose(frame.get_forces().sum(axis=0), 0.0, atol=1e-10)
+
+
+def test_env_create_rejects_unknown_families_with_the_choices():
+    result = runner.invoke(app, ["env", "create", "allegro"])
+    assert result.exit_code == 2
+    assert "unknown environment 'allegro'" in result.output and "sevennet" in result.output
