@@ -21,7 +21,7 @@ install: $(INSTALLED)
 
 # Idempotent: an environment whose requirements did not change is left as it is.
 envs: install
-	$(BIN)/scalms env create sevennet mace
+	$(BIN)/scalms env create all
 
 demo: install
 	$(BIN)/scalms env create sevennet

@@ -50,15 +50,16 @@ SevenNet:
 
 def test_venv_path_may_name_the_environment_folder(tmp_path):
     (tmp_path / "env" / "bin").mkdir(parents=True)
-    path = write_model_config(
-        tmp_path, "SevenNet:\n  models:\n    7net-0:\n      venv_path: env\n"
-    )
+    path = write_model_config(tmp_path, "SevenNet:\n  models:\n    7net-0:\n      venv_path: env\n")
     assert load_config(path).entries["7net-0"].python == tmp_path / "env" / "bin" / "python"
 
 
 BAD_CONFIGS = {
     "bad_yaml": ("SevenNet:\n  models:\n    7net-0: {\n", ["not valid YAML", "line"]),
-    "unknown_architecture": ("Allegro:\n  models:\n    a: {}\n", ["unknown architecture 'Allegro'"]),
+    "unknown_architecture": (
+        "Allegro:\n  models:\n    a: {}\n",
+        ["unknown architecture 'Allegro'"],
+    ),
     "unknown_key": (
         "SevenNet:\n  models:\n    7net-0:\n      modelpath: x\n",
         ["SevenNet.models.7net-0", "unknown key", "modelpath"],

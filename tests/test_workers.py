@@ -1,6 +1,5 @@
 """The parent <-> child protocol, run for real with the builtin classical models."""
 
-import os
 import stat
 
 import h5py
@@ -208,3 +207,19 @@ def test_env_create_rejects_unknown_families_with_the_choices():
     result = runner.invoke(app, ["env", "create", "allegro"])
     assert result.exit_code == 2
     assert "unknown environment 'allegro'" in result.output and "sevennet" in result.output
+
+
+def test_the_parent_imports_no_model_package_or_torch():
+    """The parent's modules load without torch or any model family (fast start-up, no clashes)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, scalms.cli, scalms.config, scalms.envs, scalms.evaluate;"
+        "import scalms.workers.parent;"
+        "heavy = {'torch', 'torch_sim', 'sevenn', 'mace', 'orb_models', 'mattersim', 'nequip'};"
+        "print(sorted(heavy & set(sys.modules)))"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "[]"
