@@ -8,7 +8,7 @@ from pathlib import Path
 from ase import Atoms
 
 from scalms.config import ModelEntry
-from scalms.errors import BackendUnavailable
+from scalms.errors import BackendUnavailable, ScalmsError
 from scalms.io.static_results import add_run, create_file, mark_complete, write_structure
 from scalms.io.structures import read_frames
 from scalms.models.loading import check_elements, load, software_versions
@@ -91,6 +91,8 @@ def evaluate(
         if requested == "torchsim":
             raise
         note = f"{err}; used ASE"
+    except ScalmsError:
+        raise  # unusable weights or elements: ASE would fail the same way, so say it once
     except Exception as err:  # a failed batch (often out of GPU memory): ASE is the fallback
         if requested == "torchsim":
             raise
