@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scalms.config import ModelEntry, entry_problems, managed_python
+from scalms.config import ModelEntry, entry_problems
 from scalms.errors import ModelLoadError
 from scalms.evaluate import run_static
 from scalms.io.static_results import is_complete, read_results, read_run_attrs
 from scalms.models import FAMILIES
 from scalms.testing import ENERGY_PER_ATOM_TOL_EV, FORCE_TOL_EV_PER_A, ga_bulk, ga_cluster
 
-from .conftest import EXAMPLES, REPO
+from .conftest import EXAMPLES, REPO, needs_env
 
 MODELS = REPO / "ML_training" / "models"
 
@@ -64,14 +64,6 @@ FAMILY_KEYS = sorted(TINY)
 
 def adapter(family: str):
     return importlib.import_module(FAMILIES[family].adapter)
-
-
-def needs_env(family: str):
-    """Skip unless the family's managed environment exists."""
-    python = managed_python(FAMILIES[family])
-    return pytest.mark.skipif(
-        not python.exists(), reason=f"no {family} environment: run `scalms env create {family}`"
-    )
 
 
 # --- in this interpreter: no model package needed ---------------------------------------------
@@ -115,11 +107,15 @@ def test_unknown_option_is_refused_listing_the_allowed_ones(family):
         adapter(family).torchsim_model(entry, "cpu")
 
 
-def test_orb_checkpoint_without_a_known_architecture_asks_for_options_architecture():
-    pytest.importorskip("orb_models", reason="orb-models is not installed in this interpreter")
+@pytest.mark.slow
+@needs_env("orb")
+def test_orb_checkpoint_without_a_known_architecture_asks_for_options_architecture(tmp_path):
+    """An ORB checkpoint does not record its architecture: a custom name must say which."""
     entry = ModelEntry(name="my-orb", family="orb", model_path=TINY["orb"].model_path)
-    with pytest.raises(ModelLoadError, match=r"set options\.architecture"):
-        adapter("orb").ase_calculator(entry, "cpu")
+    structure = EXAMPLES / "Ga54Pt_icosahedron.xyz"
+    (outcome,) = run_static([structure], [entry], tmp_path / "r.h5", device="cpu").outcomes
+    assert not outcome.ok
+    assert "set options.architecture" in outcome.reason
 
 
 def test_nequip_ase_model_path_is_relative_to_model_path(tmp_path):
