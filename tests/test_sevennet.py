@@ -92,3 +92,12 @@ def test_env_create_is_a_no_op_when_the_environment_is_current():
     result = runner.invoke(app, ["env", "create", "sevennet"])
     assert result.exit_code == 0, result.output
     assert "sevennet: up to date" in result.output
+
+
+def test_env_list_reports_each_family_and_the_builtin_interpreter():
+    result = runner.invoke(app, ["env", "list"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[1]: line for line in result.output.splitlines() if "│" in line[:3]}
+    assert set(rows) == {"sevennet", "mace", "orb", "mattersim", "nequip", "builtin"}
+    assert " ok " in rows["sevennet"] and "sevenn 0.13.0" in rows["sevennet"]
+    assert " ok " in rows["builtin"]

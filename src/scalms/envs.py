@@ -157,17 +157,28 @@ class EnvStatus:
     exists: bool
     current: bool
     report: dict = field(default_factory=dict)
+    entries: list[ModelEntry] = field(default_factory=list)
+    """The model entries whose weights were looked for."""
 
     @property
     def usable(self) -> bool:
         return self.exists and bool(self.report.get("import_ok"))
 
 
+def statuses(requests: list[tuple[Family, list[ModelEntry], Path | None]]) -> list[EnvStatus]:
+    """:func:`status` of several environments at once: each probe is a process that spends most
+    of its time importing, so they run side by side."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(lambda request: status(*request), requests))
+
+
 def status(family: Family, entries: list[ModelEntry], python: Path | None = None) -> EnvStatus:
     """Whether the environment exists, imports its package, and finds the entries' weights."""
     python = python or managed_python(family)
     if not python.exists():
-        return EnvStatus(family, python, exists=False, current=False)
+        return EnvStatus(family, python, exists=False, current=False, entries=entries)
     managed = python == managed_python(family)
     current = is_current(family) if managed else True
-    return EnvStatus(family, python, True, current, probe(family, entries, python))
+    return EnvStatus(family, python, True, current, probe(family, entries, python), entries)

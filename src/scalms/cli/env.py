@@ -43,10 +43,13 @@ def list_envs() -> None:
     from scalms.models import FAMILIES
 
     table = Table("family", "environment", "state", "package", "python")
-    for family in FAMILIES.values():
-        # The builtin family runs in scalms's own interpreter.
-        python = None if family.own_environment else Path(sys.executable)
-        st = envs.status(family, [], python)
+    # The builtin family runs in scalms's own interpreter.
+    requests = [
+        (family, [], None if family.own_environment else Path(sys.executable))
+        for family in FAMILIES.values()
+    ]
+    for st in envs.statuses(requests):
+        family = st.family
         if not st.exists:
             state = f"[red]missing[/] (scalms env create {family.key})"
         elif not st.report.get("import_ok"):
@@ -54,9 +57,7 @@ def list_envs() -> None:
         else:
             state = "[green]ok[/]" if st.current else "[yellow]stale[/] (scalms env create)"
         versions = st.report.get("versions", {})
-        package = family.import_name or "-"
-        shown = next((f"{k} {v}" for k, v in versions.items() if k.split("-")[0] in package), "")
-        table.add_row(
-            family.key, str(st.python), state, shown or package, versions.get("python", "")
-        )
+        package = family.distribution or "scalms"
+        shown = f"{package} {versions[package]}" if package in versions else package
+        table.add_row(family.key, str(st.python), state, shown, versions.get("python", ""))
     console().print(table)

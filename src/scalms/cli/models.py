@@ -29,10 +29,13 @@ def list_models(model_config: ModelConfigOption = DEFAULT_CONFIG) -> None:
         by_python.setdefault((entry.family, entry.python), []).append(entry)
     table = Table("model", "family", "weights", "environment", "ready")
     table.columns[2].overflow = table.columns[3].overflow = "fold"
-    for (family_key, python), entries in by_python.items():
-        family = FAMILIES[family_key]
-        st = envs.status(family, entries, python)
-        for entry in entries:
+    requests = [
+        (FAMILIES[family_key], entries, python)
+        for (family_key, python), entries in by_python.items()
+    ]
+    for st in envs.statuses(requests):
+        family, python = st.family, st.python
+        for entry in st.entries:
             weights = st.report.get("weights", {}).get(entry.name)
             if not st.exists:
                 env_state, ready = f"missing: scalms env create {family.key}", False

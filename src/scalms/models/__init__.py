@@ -30,6 +30,8 @@ class Family:
     """Module imported in the child process."""
     import_name: str | None
     """The package whose import proves the environment works (None: nothing beyond scalms)."""
+    distribution: str | None = None
+    """The PyPI name of that package, whose version is recorded with every result."""
     bundled: frozenset[str] = field(default_factory=frozenset)
     """Model names that load without model_path (weights shipped inside the package)."""
     own_environment: bool = True
@@ -46,6 +48,7 @@ FAMILIES: dict[str, Family] = {
             display="SevenNet",
             adapter="scalms.models.sevennet",
             import_name="sevenn",
+            distribution="sevenn",
             bundled=frozenset(
                 {
                     "7net-0",
@@ -64,6 +67,7 @@ FAMILIES: dict[str, Family] = {
             display="MACE",
             adapter="scalms.models.mace",
             import_name="mace",
+            distribution="mace-torch",
             weights_hint="set model_path to a .model file (foundation models download at run "
             "time, which is not possible offline: fetch one elsewhere and copy it here)",
         ),
@@ -72,6 +76,7 @@ FAMILIES: dict[str, Family] = {
             display="ORB",
             adapter="scalms.models.orb",
             import_name="orb_models",
+            distribution="orb-models",
             weights_hint="set model_path to a local ORB checkpoint (.ckpt); pretrained ORB "
             "weights are downloaded at run time otherwise",
         ),
@@ -80,6 +85,7 @@ FAMILIES: dict[str, Family] = {
             display="MatterSim",
             adapter="scalms.models.mattersim",
             import_name="mattersim",
+            distribution="mattersim",
             weights_hint="set model_path to a local MatterSim checkpoint (.pth); pretrained "
             "MatterSim weights are downloaded at run time otherwise",
         ),
@@ -88,6 +94,7 @@ FAMILIES: dict[str, Family] = {
             display="NequIP",
             adapter="scalms.models.nequip",
             import_name="nequip",
+            distribution="nequip",
             weights_hint="set model_path to a compiled NequIP model (.nequip.pt2 or "
             ".nequip.pth from nequip-compile)",
         ),

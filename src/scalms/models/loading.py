@@ -62,16 +62,9 @@ def check_elements(entry: ModelEntry, loaded, frames: dict[str, list[Atoms]]) ->
 def software_versions(entry: ModelEntry) -> dict[str, str]:
     """Versions of the software that produced a result, stored beside it."""
     packages = ["scalms", "torch", "torch-sim-atomistic", "ase", "numpy", "h5py"]
-    import_name = FAMILIES[entry.family].import_name
-    distributions = {
-        "sevenn": "sevenn",
-        "mace": "mace-torch",
-        "orb_models": "orb-models",
-        "mattersim": "mattersim",
-        "nequip": "nequip",
-    }
-    if import_name:
-        packages.append(distributions.get(import_name, import_name))
+    distribution = FAMILIES[entry.family].distribution
+    if distribution:
+        packages.append(distribution)
     found = {"python": platform.python_version()}
     for package in packages:
         try:
