@@ -28,12 +28,12 @@ demo: install
 	$(BIN)/scalms models list
 	$(BIN)/scalms static examples/Ga54Pt_icosahedron.xyz examples/Ga144Pt3_icosahedron.xyz \
 		examples/Ga54Pt_rattled.extxyz --model 7net-0 --backend both --device cpu \
-		--out $(DEMO_DIR)/static.h5
+		--out $(DEMO_DIR)/static.h5 --overwrite
 
 test: envs
 	$(BIN)/python -m pytest
 
-# The suite without the tests that need a model environment (seconds, not minutes).
+# The suite without the tests that need a model environment (about a minute, not ten).
 test-fast: install
 	$(BIN)/python -m pytest -m "not sevennet and not mace and not slow"
 

@@ -69,9 +69,13 @@ builtin:
     result = runner.invoke(app, ["models", "list", "-c", str(config)])
     assert result.exit_code == 0, result.output
     rows = {line.split()[1]: line for line in result.output.splitlines() if "│" in line[:3]}
-    assert "yes" in rows["7net-0"] and "SevenNet_0" in rows["7net-0"]
-    assert "no" in rows["7net-custom"] and "not found" in rows["7net-custom"]
-    assert "yes" in rows["lj"]
+
+    def ready(row: str) -> str:
+        return row.rstrip(" │").rsplit("│", 1)[-1].strip()
+
+    assert ready(rows["7net-0"]) == "yes" and "SevenNet_0" in rows["7net-0"]
+    assert ready(rows["7net-custom"]) == "no" and "not found" in rows["7net-custom"]
+    assert ready(rows["lj"]) == "yes"
 
 
 def test_unknown_element_for_sevennet_is_refused_with_its_name(tmp_path):

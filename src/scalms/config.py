@@ -14,12 +14,13 @@ The file keeps the thesis's shape, architecture -> ``models`` -> model name -> e
 Relative paths are relative to the config file's folder. Structural problems (bad YAML, unknown
 architecture or key, duplicate names) are found on load, all at once. Problems that depend on the
 machine (a weights file or an environment that is missing) are checked for the models a command
-uses, by :func:`check_entry`, so one stale entry does not block the others.
+uses, by :func:`entry_problems`, so one stale entry fails alone and does not block the others.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ from scalms.models import FAMILIES, Family, family_for
 
 DEFAULT_CONFIG = Path("model_config.yaml")
 ENTRY_KEYS = {"model_path", "venv_path", "options"}
+MODEL_NAME = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._+-]+$")
+"""Model names become HDF5 group and folder names: no '/', no '@' (it marks model@backend)."""
 
 
 def venvs_root() -> Path:
@@ -203,6 +206,16 @@ def parse_config(raw: Any, path: Path) -> ModelConfig:
         for model_name, body in models.items():
             key = f"{arch_name}.models.{model_name}"
             model_name = str(model_name)
+            if not MODEL_NAME.match(model_name):
+                problems.append(
+                    f"{key}: model names may hold letters, digits and . _ + - only "
+                    "(they name result groups and folders)"
+                )
+                continue
+            if not family.own_environment and model_name.lower() not in family.bundled:
+                choices = ", ".join(sorted(family.bundled))
+                problems.append(f"{key}: no builtin model '{model_name}'; choose {choices}")
+                continue
             body = {} if body is None else body
             if not isinstance(body, dict):
                 problems.append(f"{key}: expected a mapping (model_path, venv_path, options)")
@@ -265,10 +278,3 @@ def entry_problems(entry: ModelEntry) -> list[str]:
         )
         problems.append(f"{label}: environment not found ({python}); {fix}")
     return problems
-
-
-def check_entry(entry: ModelEntry) -> None:
-    """Raise :class:`ConfigError` when ``entry`` cannot run here."""
-    problems = entry_problems(entry)
-    if problems:
-        raise ConfigError(problems)

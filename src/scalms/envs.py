@@ -43,8 +43,13 @@ def requirements_file(family: Family) -> Path:
 
 
 def _digest(family: Family) -> str:
+    """Hash of what the environment is built from: the family's requirements and scalms's own
+    dependencies (not the rest of pyproject.toml, whose tool settings change often)."""
+    import tomllib
+
+    project = tomllib.loads((source_root() / "pyproject.toml").read_text())["project"]
     hasher = hashlib.sha256(requirements_file(family).read_bytes())
-    hasher.update((source_root() / "pyproject.toml").read_bytes())
+    hasher.update(json.dumps(project.get("dependencies", [])).encode())
     return hasher.hexdigest()
 
 
@@ -78,7 +83,11 @@ def is_current(family: Family) -> bool:
     stamp = env_dir(family) / STAMP
     if not stamp.is_file() or not managed_python(family).exists():
         return False
-    return json.loads(stamp.read_text()).get("requirements_sha256") == _digest(family)
+    try:
+        recorded = json.loads(stamp.read_text()).get("requirements_sha256")
+    except (json.JSONDecodeError, AttributeError):
+        return False  # a damaged stamp: rebuild
+    return recorded == _digest(family)
 
 
 def _run(command: list[str], echo: Echo) -> None:
@@ -96,10 +105,10 @@ def create(family: Family, force: bool = False, echo: Echo = print) -> bool:
     if not force and is_current(family):
         echo(f"{family.key}: up to date ({target})")
         return False
+    uv = _uv()  # before removing anything: without uv the old environment stays usable
     if target.exists():
         shutil.rmtree(target)
     started = time.perf_counter()
-    uv = _uv()
     echo(f"{family.key}: [1/3] creating {target}")
     _run([uv, "venv", "--quiet", "--python", _base_python(), str(target)], echo)
     echo(f"{family.key}: [2/3] installing {requirements_file(family).name} and scalms")
@@ -140,9 +149,12 @@ def probe(family: Family, entries: list[ModelEntry], python: Path | None = None)
     python = python or managed_python(family)
     command = [str(python), "-m", "scalms.workers.probe", family.key]
     command += [json.dumps(e.to_dict()) for e in entries]
-    completed = subprocess.run(
-        command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300
-    )
+    try:
+        completed = subprocess.run(
+            command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return {"import_ok": False, "import_error": f"cannot run {python}: {err}", "versions": {}}
     lines = [ln for ln in completed.stdout.splitlines() if ln.startswith("{")]
     if completed.returncode != 0 or not lines:
         last = (completed.stderr.strip().splitlines() or ["no output"])[-1]

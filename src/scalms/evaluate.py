@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from scalms.config import ModelEntry
+from scalms.errors import ScalmsError
 from scalms.io.static_results import ResultsFile, read_results, read_run_attrs
 from scalms.io.structures import check_readable
 from scalms.workers.fanout import ModelOutcome, Reporter, run_models
 from scalms.workers.task import Task
+
+DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def check_device(device: str) -> None:
+    """Refuse a device name before any child spends its start-up on it."""
+    if not DEVICE.match(device):
+        raise ScalmsError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N")
 
 
 def backends_for(choice: str) -> list[str]:
@@ -41,15 +51,20 @@ def run_static(
     max_batch_atoms: int | None = None,
     timeout_s: float | None = None,
     reporter: Reporter | None = None,
+    overwrite: bool = False,
 ) -> StaticRun:
     """Evaluate every frame of ``structures`` with each model; write one HDF5 file ``out``.
 
     Each model runs in a child in its own environment. The results file gains each model's
     runs as soon as that model finishes, and is marked complete (with the failed models named)
-    at the end; an interrupted run leaves a readable file marked incomplete.
+    at the end; an interrupted run leaves a readable file marked incomplete. An existing ``out``
+    is replaced only with ``overwrite``, so earlier results are never lost by accident.
     """
+    check_device(device)
     sources = check_readable(structures)
     out = Path(out)
+    if out.exists() and not overwrite:
+        raise ScalmsError(f"{out} exists; pass --overwrite to replace it, or choose another --out")
     workdir = work_dir_for(out)
     params = {
         "structures": [{"label": s.label, "path": str(s.path.absolute())} for s in sources],
@@ -60,7 +75,10 @@ def run_static(
     def make_task(entry: ModelEntry, model_dir: Path) -> Task:
         return Task("static", entry, (model_dir / "result.h5").absolute(), device, seed, params)
 
-    results = ResultsFile(out)
+    try:
+        results = ResultsFile(out)
+    except OSError as err:
+        raise ScalmsError(f"cannot write the results file {out}: {err}") from None
     outcomes: list[ModelOutcome] = []
     try:
         outcomes = run_models(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import signal
 from collections.abc import Callable
 
 import typer
@@ -21,3 +22,14 @@ def user_errors[**P, R](command: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(err.exit_code) from None
 
     return wrapper
+
+
+def terminate_like_ctrl_c() -> None:
+    """Treat SIGTERM and SIGHUP (a closed terminal, a scheduler's kill) as Ctrl-C, so the
+    running child is stopped and the results file is closed readable, not left mid-write."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupt)

@@ -37,6 +37,7 @@ def static(
     ] = None,
     timeout: TimeoutOption = None,
     seed: SeedOption = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
     """Evaluate every frame of every STRUCTURE with each model, each in its own environment.
 
@@ -44,10 +45,12 @@ def static(
     also how far TorchSim and ASE are apart. Exits 1 if any model failed (the others finish).
     """
     from scalms.cli._console import console as make_console
+    from scalms.cli._errors import terminate_like_ctrl_c
     from scalms.cli.progress import ModelProgress
     from scalms.config import load_config
     from scalms.evaluate import run_static
 
+    terminate_like_ctrl_c()
     console = make_console()
     entries = load_config(model_config).select(model)
     with ModelProgress(console) as progress:
@@ -61,6 +64,7 @@ def static(
             max_batch_atoms=max_batch_atoms,
             timeout_s=timeout,
             reporter=progress,
+            overwrite=overwrite,
         )
     print_summary(console, run)
     if run.failed:

@@ -3,7 +3,9 @@
 Layout (units: Å, eV, eV/Å, eV/Å³)::
 
     /                       attrs: format, format_version, scalms_version, complete, failed
-    /<run>/                 attrs: model, family, backend, device, versions (JSON), wall_time_s
+    /<run>/                 attrs: model, family, backend (used), requested_backend, fallback
+                            (why TorchSim was not used, or ""), device, versions (JSON),
+                            load_time_s, compute_time_s
     /<run>/<structure>/     attrs: source, n_frames
         n_atoms   (n_frames,)           atoms per frame
         numbers   (sum n_atoms,)        frames concatenated
@@ -47,6 +49,11 @@ def write_structure(
     run_group: h5py.Group, label: str, source: str, frames: list[Atoms], result
 ) -> None:
     """Store the ``frames`` of one structure and their :class:`scalms.static.StaticResult`."""
+    n_atoms = sum(len(a) for a in frames)
+    forces = np.concatenate(result.forces).astype(float)
+    if forces.shape != (n_atoms, 3) or np.isnan(result.energy).any():
+        # A frame a batch skipped would shift every later frame's forces: refuse to store it.
+        raise ValueError(f"{label}: results missing for some frames; nothing stored")
     group = run_group.create_group(label, track_order=True)
     group.attrs.update(source=source, n_frames=len(frames))
     group["n_atoms"] = np.array([len(a) for a in frames], dtype=np.int64)
@@ -55,7 +62,7 @@ def write_structure(
     group["cell"] = np.stack([a.cell.array for a in frames])
     group["pbc"] = np.stack([a.pbc for a in frames])
     group["energy"] = np.asarray(result.energy, dtype=float)
-    group["forces"] = np.concatenate(result.forces).astype(float)
+    group["forces"] = forces
     group["stress"] = np.asarray(result.stress, dtype=float)
 
 

@@ -103,7 +103,7 @@ FAMILIES: dict[str, Family] = {
             display="builtin",
             adapter="scalms.models.builtin",
             import_name=None,
-            bundled=frozenset({"lj", "morse", "emt"}),
+            bundled=frozenset({"lj", "emt"}),
             own_environment=False,
         ),
     )

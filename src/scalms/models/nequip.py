@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from scalms.config import ModelEntry
-from scalms.errors import ModelLoadError
+from scalms.errors import BackendUnavailable, ModelLoadError
 
 COMPILED_SUFFIXES = (".nequip.pt2", ".nequip.pth")
 OPTIONS = {
@@ -120,7 +120,10 @@ def _load(entry: ModelEntry, device: str, backend: str):
     except Exception as err:
         # A corrupt file, another target or device, or a foreign format each raise something
         # different (ValueError, RuntimeError, BadZipFile, UnpicklingError, ...).
-        raise ModelLoadError(
+        # A model compiled for the other backend's target is that backend's problem only:
+        # BackendUnavailable lets `auto` fall back to ASE rather than fail.
+        error = BackendUnavailable if "keys do not match metadata" in str(err) else ModelLoadError
+        raise error(
             f"{_where(entry)}: NequIP cannot load '{path}' for {backend}: "
             + _describe(err, path, backend)
         ) from None

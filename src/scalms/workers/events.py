@@ -23,6 +23,7 @@ def parse(line: str) -> dict[str, Any] | None:
     if not line.startswith(MARKER):
         return None
     try:
-        return json.loads(line[len(MARKER) :])
+        event = json.loads(line[len(MARKER) :])
     except json.JSONDecodeError:
         return None
+    return event if isinstance(event, dict) else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -43,23 +44,30 @@ class ChildResult:
         if self.returncode == TIMEOUT_EXIT:
             return "stopped at the time limit"
         if self.returncode < 0:
-            return f"killed by signal {signal.Signals(-self.returncode).name}"
+            try:
+                return f"killed by signal {signal.Signals(-self.returncode).name}"
+            except ValueError:  # real-time signals have no name
+                return f"killed by signal {-self.returncode}"
         kinds = {EXIT_CRASH: "crashed", EXIT_USER: "refused the task", EXIT_OOM: "out of memory"}
         return kinds.get(self.returncode, f"exited with code {self.returncode}")
 
 
+def _kill_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)
+
+
 def _stop(process: subprocess.Popen) -> None:
-    """End the child and anything it started (it leads its own process group)."""
-    for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, None)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    """End the child and anything it started (it leads its own process group): SIGTERM, a
+    grace period to flush its files, then SIGKILL for the whole group, even on a second Ctrl-C."""
+    _kill_group(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=5.0)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        pass
+    finally:
+        _kill_group(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def run_child(
@@ -92,6 +100,8 @@ def run_child(
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 text=True,
+                encoding="utf-8",
+                errors="replace",  # a stray byte from a model package must not stop the reader
                 env=env,
                 start_new_session=True,
             )
@@ -111,11 +121,14 @@ def run_child(
                 if event is None:
                     log.write(line)
                     continue
-                if event["event"] == "error":
+                if event.get("event") == "error":
                     errors.append(event.get("message", ""))
                     log.write(f"error: {event.get('message', '')}\n")
                 if on_event:
-                    on_event(event)
+                    try:
+                        on_event(event)
+                    except Exception as err:  # a display problem must not stop the draining
+                        log.write(f"event handler failed: {err!r}\n")
 
         reader = threading.Thread(target=follow, daemon=True)
         reader.start()
@@ -128,7 +141,10 @@ def run_child(
         except BaseException:  # Ctrl-C in the parent: take the child down with us
             _stop(process)
             raise
-        reader.join(timeout=10)
+        # Whatever the child left behind in its group goes too, so the pipe closes.
+        _kill_group(process.pid, signal.SIGKILL)
+        reader.join()
+        process.stdout.close()
     return ChildResult(
         model=task.model.name,
         returncode=returncode,
