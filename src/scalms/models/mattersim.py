@@ -16,11 +16,9 @@ torch.compile the model; default False). Elements: atomic numbers 1 to the model
 
 from __future__ import annotations
 
-import pickle
-import re
-
 from scalms.config import ModelEntry
 from scalms.errors import ModelLoadError
+from scalms.models._checkpoints import describe_load_error
 
 OPTIONS = {"dtype", "direct_graph", "compile"}
 DTYPES = ("float32", "float64")
@@ -80,26 +78,10 @@ def _potential(entry: ModelEntry, device: str):
 
 
 def _describe(err: BaseException) -> str:
-    """Why loading failed, and the fix, in one line."""
-    unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
-    if unsafe:
-        # torch.load's weights_only=True (the default since PyTorch 2.6) refuses pickled
-        # objects; loading them anyway would run code from the file, so scalms does not.
-        return (
-            f"the file stores a Python object ({unsafe.group(1)}) that torch.load refuses to "
-            "unpickle with weights_only=True; if you trust the file, load it once with "
-            "weights_only=False and torch.save it again with plain tensors and dicts only"
-        )
-    if isinstance(err, (pickle.UnpicklingError, EOFError)):
-        return (
-            "not a readable PyTorch checkpoint (corrupt, truncated or another format); "
-            "copy the checkpoint again"
-        )
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    text = " ".join(lines[:2])[:300].rstrip(".")
-    return (
-        f"{type(err).__name__}: {text}; model_path must be a checkpoint written by "
-        "MatterSim's Potential.save (with model_name, model_args and model)"
+    return describe_load_error(
+        err,
+        "model_path must be a checkpoint written by MatterSim's Potential.save "
+        "(with model_name, model_args and model)",
     )
 
 

@@ -18,12 +18,11 @@ e.g. ``knn_alchemi``, orb-models's default). Any element is accepted (ORB embeds
 
 from __future__ import annotations
 
-import pickle
-import re
 from typing import Any
 
 from scalms.config import ModelEntry
 from scalms.errors import ModelLoadError
+from scalms.models._checkpoints import describe_load_error
 
 CUSTOM_ARCHITECTURES = ("orb-v3-conservative", "orb-v3-direct")
 OPTIONS = {
@@ -124,27 +123,8 @@ def _load(entry: ModelEntry, device: str):
 
 
 def _describe(err: BaseException) -> str:
-    """Why loading failed, and the fix. torch's own message on a corrupt file suggests unsafe
-    loading, and load_state_dict's lists every key."""
-    unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
-    if unsafe:
-        # torch.load's weights_only=True (the default since PyTorch 2.6) refuses pickled
-        # objects; loading them anyway would run code from the file, so scalms does not.
-        return (
-            f"the file stores a Python object ({unsafe.group(1)}) that torch.load refuses to "
-            "unpickle with weights_only=True; if you trust the file, load it once with "
-            "weights_only=False and torch.save it again with plain tensors and dicts only"
-        )
-    if isinstance(err, (pickle.UnpicklingError, EOFError)):
-        return (
-            "not a readable PyTorch checkpoint (corrupt, truncated or another format); "
-            "copy the checkpoint again"
-        )
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    text = " ".join(lines[:2])[:300].rstrip(".")
-    return (
-        f"{type(err).__name__}: {text}; check that options.architecture (and "
-        "options.hyperparameters) match the checkpoint"
+    return describe_load_error(
+        err, "check that options.architecture (and options.hyperparameters) match the checkpoint"
     )
 
 
