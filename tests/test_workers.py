@@ -259,3 +259,17 @@ def test_a_noisy_child_with_stray_bytes_and_a_lingering_grandchild_is_read_and_r
     assert not result.ok and result.reason() == "weights are bad"
     log = result.log.read_text()
     assert "chatter 2999" in log and "banner" in log
+
+
+def test_both_backends_keep_the_finished_ase_run_when_torchsim_then_fails(tmp_path):
+    from ase.cluster import Icosahedron
+
+    structure = tmp_path / "Pt13.xyz"
+    Icosahedron("Pt", noshells=2).write(structure)
+    entry = ModelEntry(name="emt", family="builtin")
+    run = run_static([structure], [entry], tmp_path / "out.h5", backend="both", device="cpu")
+    (outcome,) = run.outcomes
+    assert not outcome.ok and "TorchSim has no EMT model" in outcome.reason
+    assert set(read_results(run.out)) == {"emt@ase"}
+    with h5py.File(run.out) as handle:
+        assert handle.attrs["complete"] and json.loads(handle.attrs["failed"]) == ["emt"]

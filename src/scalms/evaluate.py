@@ -23,7 +23,8 @@ def check_device(device: str) -> None:
 
 
 def backends_for(choice: str) -> list[str]:
-    return ["torchsim", "ase"] if choice == "both" else [choice]
+    # ASE first: where TorchSim then fails, the ASE run is kept.
+    return ["ase", "torchsim"] if choice == "both" else [choice]
 
 
 def work_dir_for(out: Path) -> Path:

@@ -76,13 +76,14 @@ def print_summary(console, run) -> None:
 
     from scalms.evaluate import compare_backends, summarize
 
-    if len(run.failed) < len(run.outcomes):
+    rows = summarize(run.out)
+    if rows:
         table = Table(title=f"Static evaluation: {run.out}")
         for column in ("run", "structure", "backend", "frames", "atoms"):
             table.add_column(column)
         for column in ("E / atom (eV)", "max |F| (eV/Å)", "load (s)", "compute (s)"):
             table.add_column(column, justify="right")
-        for row in summarize(run.out):
+        for row in rows:
             table.add_row(
                 row.run,
                 row.structure,

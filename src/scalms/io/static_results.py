@@ -5,7 +5,7 @@ Layout (units: Å, eV, eV/Å, eV/Å³)::
     /                       attrs: format, format_version, scalms_version, complete, failed
     /<run>/                 attrs: model, family, backend (used), requested_backend, fallback
                             (why TorchSim was not used, or ""), device, versions (JSON),
-                            load_time_s, compute_time_s
+                            load_time_s, compute_time_s, complete (all structures stored)
     /<run>/<structure>/     attrs: source, n_frames
         n_atoms   (n_frames,)           atoms per frame
         numbers   (sum n_atoms,)        frames concatenated
@@ -93,9 +93,13 @@ class ResultsFile:
         self._handle = _create(self.path)
 
     def add_run_file(self, run_file: Path) -> list[str]:
-        """Copy every run of a child's file into this one; return the run names."""
+        """Copy the finished runs of a child's file into this one; return their names.
+
+        A child that failed may still have finished a run (``--backend both``: ASE done,
+        TorchSim failed); runs it did not finish are left out.
+        """
         with h5py.File(run_file, "r") as source:
-            runs = list(source)
+            runs = [run for run in source if source[run].attrs.get("complete", False)]
             for run in runs:
                 if run in self._handle:
                     del self._handle[run]

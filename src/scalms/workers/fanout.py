@@ -33,7 +33,7 @@ class SilentReporter:
 
 @dataclass
 class ModelOutcome:
-    """One model's end: its result file when it worked, otherwise why not and where to look."""
+    """One model's end: whether it worked, why not, where its log and result file are."""
 
     model: str
     ok: bool
@@ -49,7 +49,7 @@ class ModelOutcome:
             ok=result.ok,
             reason=result.reason(),
             log=result.log,
-            output=result.output if result.ok else None,
+            output=result.output if result.output.exists() else None,
             wall_s=result.wall_s,
         )
 
@@ -66,7 +66,8 @@ def run_models(
 
     Models run in turn, not side by side: on a GPU each child batches its own structures, and on
     a 2-core CPU two children would only slow each other. ``on_result`` is called as each
-    model succeeds, so its output is saved before the next model starts.
+    model ends with a result file (a failed model may have finished part of its work), so what
+    it wrote is saved before the next model starts.
     """
     reporter = reporter or SilentReporter()
     outcomes = []
@@ -85,7 +86,7 @@ def run_models(
                 on_event=lambda event, name=entry.name: reporter.event(name, event),
             )
             outcome = ModelOutcome.from_child(result)
-            if outcome.ok and on_result is not None:
+            if outcome.output is not None and on_result is not None:
                 on_result(outcome)
         reporter.finish(entry.name, outcome)
         outcomes.append(outcome)

@@ -138,6 +138,7 @@ def run(task: Task, device: str) -> None:
                 },
             )
             _store(group, frames, structures, result)
+            group.attrs["complete"] = True
             handle.flush()
         mark_complete(handle)
     finally:
