@@ -273,3 +273,26 @@ def test_both_backends_keep_the_finished_ase_run_when_torchsim_then_fails(tmp_pa
     assert set(read_results(run.out)) == {"emt@ase"}
     with h5py.File(run.out) as handle:
         assert handle.attrs["complete"] and json.loads(handle.attrs["failed"]) == ["emt"]
+
+
+def test_ctrl_c_while_a_child_runs_stops_its_process_and_keeps_the_file_readable(
+    tmp_path, structures
+):
+    import _thread
+
+    import psutil
+
+    class CtrlCAtFirstProgress(SilentReporter):
+        def event(self, model, event):
+            if event.get("event") == "progress":
+                _thread.interrupt_main()  # as a user's Ctrl-C, while the child computes
+
+    out = tmp_path / "out.h5"
+    entry = ModelEntry(name="lj", family="builtin")
+    with pytest.raises(KeyboardInterrupt):
+        run_static(structures, [entry], out, device="cpu", reporter=CtrlCAtFirstProgress())
+    assert not is_complete(out)
+    assert read_results(out) == {}
+    task_file = str(tmp_path / "out_runs" / "lj" / "task.json")
+    alive = [p for p in psutil.process_iter(["cmdline"]) if task_file in (p.info["cmdline"] or [])]
+    assert alive == []
