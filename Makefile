@@ -27,7 +27,7 @@ demo: install
 	$(BIN)/scalms env create sevennet
 	$(BIN)/scalms models list
 	$(BIN)/scalms static examples/Ga54Pt_icosahedron.xyz examples/Ga144Pt3_icosahedron.xyz \
-		examples/Ga54Pt_rattled.extxyz --model 7net-0 --backend both --device cpu \
+		examples/Ga54Pt_rattled.extxyz examples/Ga32_periodic.extxyz --model 7net-0 --backend both --device cpu \
 		--out $(DEMO_DIR)/static.h5 --overwrite
 
 test: envs

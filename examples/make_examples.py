@@ -3,12 +3,14 @@
 Icosahedral clusters (ASE's Icosahedron) of gallium with a few Pt solutes, centred in a 40 Å
 vacuum box without periodicity, as the nanoparticles of the thesis. Gallium's stable bulk is
 orthorhombic, so no fcc lattice constant exists for it: 3.9 Å gives the ~2.75 Å Ga-Ga distance.
-These are crystalline starting points, not melted particles.
+These are crystalline starting points, not melted particles. Ga32_periodic is a periodic fcc
+stand-in for bulk gallium, there so that stress is evaluated as well.
 """
 
 from pathlib import Path
 
 import numpy as np
+from ase.build import bulk
 from ase.cluster import Icosahedron
 from ase.io import write
 
@@ -36,6 +38,10 @@ def main() -> None:
         frame.rattle(stdev=0.05, seed=seed)
         frames.append(frame)
     write(HERE / "Ga54Pt_rattled.extxyz", frames)
+    # A periodic cell, so that stress is computed and compared too.
+    cell = bulk("Ga", "fcc", a=3.9, cubic=True).repeat(2)
+    cell.rattle(stdev=0.05, seed=3)
+    write(HERE / "Ga32_periodic.extxyz", cell)
 
 
 if __name__ == "__main__":

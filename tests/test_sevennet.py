@@ -24,6 +24,7 @@ def test_readme_static_command_gives_matching_torchsim_and_ase_results(tmp_path,
             "static",
             "examples/Ga54Pt_icosahedron.xyz",
             "examples/Ga144Pt3_icosahedron.xyz",
+            "examples/Ga32_periodic.extxyz",
             "--model",
             "7net-0",
             "--backend",
@@ -48,6 +49,12 @@ def test_readme_static_command_gives_matching_torchsim_and_ase_results(tmp_path,
         # A sane Ga cluster: bound, a few eV per atom, forces sum to ~zero (translation).
         assert -4.0 < a.get_potential_energy() / len(a) < -2.0
         np.testing.assert_allclose(a.get_forces().sum(axis=0), 0.0, atol=1e-3)
+    # The periodic cell: stress from both backends, same sign and units (eV/Å³, Voigt).
+    (a,) = results["7net-0@torchsim"]["Ga32_periodic"]
+    (b,) = results["7net-0@ase"]["Ga32_periodic"]
+    assert a.pbc.all()
+    np.testing.assert_allclose(a.get_stress(), b.get_stress(), atol=1e-5)
+    assert abs(a.get_stress()[:3]).max() > 1e-3  # a strained cell: the check has teeth
     versions = read_run_attrs(out)["7net-0@torchsim"]["versions"]
     assert versions["sevenn"] and versions["torch-sim-atomistic"] == "0.6.2"
 

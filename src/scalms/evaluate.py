@@ -146,6 +146,8 @@ class BackendAgreement:
     structure: str
     max_energy_diff_eV_per_atom: float
     max_force_diff_eV_per_A: float
+    max_stress_diff_eV_per_A3: float | None
+    """None when no frame of the structure is periodic."""
 
 
 def compare_backends(path: Path) -> list[BackendAgreement]:
@@ -168,5 +170,11 @@ def compare_backends(path: Path) -> list[BackendAgreement]:
                 float(np.abs(a.get_forces() - b.get_forces()).max())
                 for a, b in zip(frames, others, strict=True)
             )
-            rows.append(BackendAgreement(model, label, de, df))
+            stress_diffs = [
+                float(np.abs(a.get_stress() - b.get_stress()).max())
+                for a, b in zip(frames, others, strict=True)
+                if "stress" in a.calc.results
+            ]
+            ds = max(stress_diffs) if stress_diffs else None
+            rows.append(BackendAgreement(model, label, de, df, ds))
     return rows

@@ -103,12 +103,16 @@ def print_summary(console, run) -> None:
             table.add_column("structure")
             table.add_column("|ΔE| / atom (eV)", justify="right")
             table.add_column("|ΔF| (eV/Å)", justify="right")
+            table.add_column("|Δσ| (eV/Å³)", justify="right")
             for row in agreement:
                 table.add_row(
                     row.model,
                     row.structure,
                     f"{row.max_energy_diff_eV_per_atom:.2e}",
                     f"{row.max_force_diff_eV_per_A:.2e}",
+                    "-"
+                    if row.max_stress_diff_eV_per_A3 is None
+                    else f"{row.max_stress_diff_eV_per_A3:.2e}",
                 )
             console.print(table)
     for outcome in run.failed:
