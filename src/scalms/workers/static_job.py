@@ -39,28 +39,21 @@ class _Timer:
         setattr(self, what, getattr(self, what) + time.perf_counter() - since)
 
 
-def _evaluate_torchsim(entry, device, frames, all_frames, max_batch_atoms, progress, timer):
-    emit("status", message="loading TorchSim model")
+def _evaluate_with(backend, entry, device, frames, max_batch_atoms, progress, timer):
+    """Load ``entry`` for ``backend``, check its elements, evaluate every frame; time both."""
+    label = {"torchsim": "TorchSim model", "ase": "ASE calculator"}[backend]
+    emit("status", message=f"loading {label}")
     started = time.perf_counter()
-    model = load(entry, "torchsim", device)
-    check_elements(entry, model, frames)
+    loaded = load(entry, backend, device)
+    check_elements(entry, loaded, frames)
     timer.add("load_s", started)
-    emit("status", message=f"TorchSim on {device}")
+    emit("status", message=f"{label} on {device}")
+    all_frames = [atoms for atoms_list in frames.values() for atoms in atoms_list]
     started = time.perf_counter()
-    result = evaluate_torchsim(all_frames, model, device, max_batch_atoms, progress)
-    timer.add("compute_s", started)
-    return result
-
-
-def _evaluate_ase(entry, device, frames, all_frames, progress, timer):
-    emit("status", message="loading ASE calculator")
-    started = time.perf_counter()
-    calculator = load(entry, "ase", device)
-    check_elements(entry, calculator, frames)
-    timer.add("load_s", started)
-    emit("status", message=f"ASE on {device}")
-    started = time.perf_counter()
-    result = evaluate_ase(all_frames, calculator, progress)
+    if backend == "torchsim":
+        result = evaluate_torchsim(all_frames, loaded, device, max_batch_atoms, progress)
+    else:
+        result = evaluate_ase(all_frames, loaded, progress)
     timer.add("compute_s", started)
     return result
 
@@ -78,14 +71,11 @@ def evaluate(
 
     Returns the result, the backend that produced it and why a fallback happened ("" if none).
     """
-    all_frames = [atoms for atoms_list in frames.values() for atoms in atoms_list]
     if requested == "ase":
-        return _evaluate_ase(entry, device, frames, all_frames, progress, timer), "ase", ""
+        return _evaluate_with("ase", entry, device, frames, None, progress, timer), "ase", ""
     done_before = progress.done
     try:
-        result = _evaluate_torchsim(
-            entry, device, frames, all_frames, max_batch_atoms, progress, timer
-        )
+        result = _evaluate_with("torchsim", entry, device, frames, max_batch_atoms, progress, timer)
         return result, "torchsim", ""
     except BackendUnavailable as err:
         if requested == "torchsim":
@@ -99,7 +89,7 @@ def evaluate(
         note = f"TorchSim failed ({type(err).__name__}: {err}); used ASE"
     emit("fallback", message=note)
     progress.done = done_before
-    return _evaluate_ase(entry, device, frames, all_frames, progress, timer), "ase", note
+    return _evaluate_with("ase", entry, device, frames, None, progress, timer), "ase", note
 
 
 def run(task: Task, device: str) -> None:
