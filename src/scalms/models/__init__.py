@@ -77,8 +77,8 @@ FAMILIES: dict[str, Family] = {
             adapter="scalms.models.orb",
             import_name="orb_models",
             distribution="orb-models",
-            weights_hint="set model_path to a local ORB checkpoint (.ckpt); pretrained ORB "
-            "weights are downloaded at run time otherwise",
+            weights_hint="set model_path to a local ORB checkpoint (.ckpt) and "
+            "options.architecture to the model it belongs to",
         ),
         Family(
             key="mattersim",

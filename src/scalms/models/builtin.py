@@ -15,17 +15,13 @@ import functools
 
 from scalms.config import ModelEntry
 from scalms.errors import BackendUnavailable, ModelLoadError
+from scalms.models._checks import check_options
 
 LJ_DEFAULTS = {"sigma": 2.40, "epsilon": 0.10, "cutoff": 6.0}
 
 
 def _lj_parameters(entry: ModelEntry) -> dict[str, float]:
-    unknown = set(entry.options) - set(LJ_DEFAULTS)
-    if unknown:
-        raise ModelLoadError(
-            f"builtin.models.{entry.name}.options: unknown {sorted(unknown)}; "
-            f"allowed: {sorted(LJ_DEFAULTS)}"
-        )
+    check_options(entry, LJ_DEFAULTS)
     return {k: float(entry.options.get(k, v)) for k, v in LJ_DEFAULTS.items()}
 
 

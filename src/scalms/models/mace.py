@@ -23,6 +23,7 @@ from typing import Any
 
 from scalms.config import ModelEntry
 from scalms.errors import ModelLoadError
+from scalms.models._checks import check_options
 
 DTYPES = ("float64", "float32")
 SHARED_OPTIONS = {"default_dtype", "head", "enable_cueq", "enable_oeq", "compile_mode"}
@@ -31,12 +32,7 @@ ASE_OPTIONS = {"fullgraph", "pad_num_atoms", "pad_num_edges", "warmup", "compute
 
 def _options(entry: ModelEntry) -> dict[str, Any]:
     """The entry's options, checked, with ``default_dtype`` filled in."""
-    unknown = set(entry.options) - SHARED_OPTIONS - ASE_OPTIONS
-    if unknown:
-        raise ModelLoadError(
-            f"MACE.models.{entry.name}.options: unknown {sorted(unknown)}; "
-            f"allowed: {sorted(SHARED_OPTIONS | ASE_OPTIONS)}"
-        )
+    check_options(entry, SHARED_OPTIONS | ASE_OPTIONS)
     options = {"default_dtype": "float64", **entry.options}
     if options["default_dtype"] not in DTYPES:
         raise ModelLoadError(

@@ -18,43 +18,24 @@ from __future__ import annotations
 
 from scalms.config import ModelEntry
 from scalms.errors import ModelLoadError
-from scalms.models._checkpoints import describe_load_error
+from scalms.models._checks import check_options, describe_load_error, local_weights, where
 
 OPTIONS = {"dtype", "direct_graph", "compile"}
 DTYPES = ("float32", "float64")
 
 
-def _where(entry: ModelEntry) -> str:
-    return f"MatterSim.models.{entry.name}"
-
-
 def _weights(entry: ModelEntry) -> str:
-    """The local checkpoint. Never a model name: MatterSim downloads named checkpoints."""
-    if entry.model_path is None:
-        raise ModelLoadError(
-            f"{_where(entry)}: no model_path, and MatterSim would have to download "
-            f"'{entry.name}', which cannot happen offline; set model_path to a local "
-            "MatterSim checkpoint (.pth, e.g. mattersim-v1.0.0-1M.pth fetched elsewhere)"
-        )
-    if not entry.model_path.is_file():
-        raise ModelLoadError(
-            f"{_where(entry)}.model_path: file not found: {entry.model_path}; "
-            "point model_path at the MatterSim checkpoint (.pth)"
-        )
-    # Absolute, so that Potential.from_checkpoint never mistakes it for the published name
-    # ("mattersim-v1.0.0-1m.pth") and downloads that instead.
-    return str(entry.model_path.absolute())
+    """The local checkpoint. Never a model name: MatterSim downloads named checkpoints. The
+    path is absolute, so that Potential.from_checkpoint never mistakes it for the published
+    name ("mattersim-v1.0.0-1m.pth") and downloads that instead."""
+    return str(local_weights(entry, "MatterSim checkpoint (.pth)"))
 
 
 def _dtype(entry: ModelEntry) -> str:
-    unknown = set(entry.options) - OPTIONS
-    if unknown:
-        raise ModelLoadError(
-            f"{_where(entry)}.options: unknown {sorted(unknown)}; allowed: {sorted(OPTIONS)}"
-        )
+    check_options(entry, OPTIONS)
     dtype = entry.options.get("dtype", "float32")
     if dtype not in DTYPES:
-        raise ModelLoadError(f"{_where(entry)}.options.dtype: '{dtype}'; choose one of {DTYPES}")
+        raise ModelLoadError(f"{where(entry)}.options.dtype: '{dtype}'; choose one of {DTYPES}")
     return dtype
 
 
@@ -70,7 +51,7 @@ def _potential(entry: ModelEntry, device: str):
         # A corrupt or foreign file raises anything from UnpicklingError to KeyError
         # ('model_args') or AssertionError (model_name): the file is the problem either way.
         raise ModelLoadError(
-            f"{_where(entry)}: MatterSim cannot load '{weights}': {_describe(err)}"
+            f"{where(entry)}: MatterSim cannot load '{weights}': {_describe(err)}"
         ) from None
     if dtype == "float64":
         potential.model.double()

@@ -29,6 +29,7 @@ from typing import Any
 
 from scalms.config import ModelEntry
 from scalms.errors import BackendUnavailable, ModelLoadError
+from scalms.models._checks import check_options, where
 
 COMPILED_SUFFIXES = (".nequip.pt2", ".nequip.pth")
 OPTIONS = {
@@ -42,15 +43,11 @@ OPTIONS = {
 SAVED_MODEL_ONLY = {"compile_mode", "allow_tf32"}
 
 
-def _where(entry: ModelEntry) -> str:
-    return f"NequIP.models.{entry.name}"
-
-
 def _model_file(entry: ModelEntry, backend: str) -> Path:
     """The file ``backend`` loads: model_path, or options.ase_model_path for ASE."""
     if entry.model_path is None:
         raise ModelLoadError(
-            f"{_where(entry)}: no model_path, and NequIP would have to download "
+            f"{where(entry)}: no model_path, and NequIP would have to download "
             f"'{entry.name}' (nequip.net), which cannot happen offline; set model_path to a "
             "compiled model (.nequip.pt2 / .nequip.pth from nequip-compile) or a packaged "
             "model (.nequip.zip from nequip-package)"
@@ -62,7 +59,7 @@ def _model_file(entry: ModelEntry, backend: str) -> Path:
         key = "options.ase_model_path"
     if not path.is_file():
         raise ModelLoadError(
-            f"{_where(entry)}.{key}: file not found: {path}; point it at the NequIP model file"
+            f"{where(entry)}.{key}: file not found: {path}; point it at the NequIP model file"
         )
     return path
 
@@ -73,11 +70,7 @@ def _is_compiled(path: Path) -> bool:
 
 def _options(entry: ModelEntry, path: Path, device: str) -> dict[str, Any]:
     """Keyword arguments for NequIP's loaders."""
-    unknown = set(entry.options) - OPTIONS
-    if unknown:
-        raise ModelLoadError(
-            f"{_where(entry)}.options: unknown {sorted(unknown)}; allowed: {sorted(OPTIONS)}"
-        )
+    check_options(entry, OPTIONS)
     # True: the type names are element symbols, said explicitly to silence NequIP's warning.
     species = entry.options.get("chemical_species_to_atom_type_map", True)
     # On a CPU, TorchSim's default alchemiops list compiles Warp kernels at the first call of
@@ -94,7 +87,7 @@ def _options(entry: ModelEntry, path: Path, device: str) -> dict[str, Any]:
         misplaced = SAVED_MODEL_ONLY & set(entry.options)
         if misplaced:
             raise ModelLoadError(
-                f"{_where(entry)}.options: {sorted(misplaced)} apply to packaged models "
+                f"{where(entry)}.options: {sorted(misplaced)} apply to packaged models "
                 f"(.nequip.zip) only; '{path.name}' is already compiled"
             )
     else:
@@ -124,7 +117,7 @@ def _load(entry: ModelEntry, device: str, backend: str):
         # BackendUnavailable lets `auto` fall back to ASE rather than fail.
         error = BackendUnavailable if "keys do not match metadata" in str(err) else ModelLoadError
         raise error(
-            f"{_where(entry)}: NequIP cannot load '{path}' for {backend}: "
+            f"{where(entry)}: NequIP cannot load '{path}' for {backend}: "
             + _describe(err, path, backend)
         ) from None
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from scalms.config import ModelEntry
 from scalms.errors import ModelLoadError
-from scalms.models._checkpoints import describe_load_error
+from scalms.models._checks import check_options, describe_load_error, local_weights, where
 
 CUSTOM_ARCHITECTURES = ("orb-v3-conservative", "orb-v3-direct")
 OPTIONS = {
@@ -36,40 +36,21 @@ OPTIONS = {
 PRECISIONS = ("float32-high", "float32-highest", "float64")
 
 
-def _where(entry: ModelEntry) -> str:
-    return f"ORB.models.{entry.name}"
-
-
 def _weights(entry: ModelEntry) -> str:
     """The local checkpoint; never a download (orb-models would fetch its default URL)."""
-    if entry.model_path is None:
-        raise ModelLoadError(
-            f"{_where(entry)}: no model_path, and orb-models would have to download the "
-            "weights, which cannot happen offline; set model_path to a local ORB checkpoint "
-            "(.ckpt) and options.architecture to the model it belongs to"
-        )
-    if not entry.model_path.is_file():
-        raise ModelLoadError(
-            f"{_where(entry)}.model_path: file not found: {entry.model_path}; "
-            "point model_path at the ORB checkpoint (.ckpt)"
-        )
-    return str(entry.model_path.absolute())
+    return str(local_weights(entry, "ORB checkpoint (.ckpt)"))
 
 
 def _settings(entry: ModelEntry) -> dict[str, Any]:
-    unknown = set(entry.options) - OPTIONS
-    if unknown:
-        raise ModelLoadError(
-            f"{_where(entry)}.options: unknown {sorted(unknown)}; allowed: {sorted(OPTIONS)}"
-        )
+    check_options(entry, OPTIONS)
     precision = entry.options.get("precision", "float32-high")
     if precision not in PRECISIONS:
         raise ModelLoadError(
-            f"{_where(entry)}.options.precision: '{precision}'; choose one of {PRECISIONS}"
+            f"{where(entry)}.options.precision: '{precision}'; choose one of {PRECISIONS}"
         )
     if not isinstance(entry.options.get("hyperparameters", {}), dict):
         raise ModelLoadError(
-            f"{_where(entry)}.options.hyperparameters: expected a mapping of keyword arguments "
+            f"{where(entry)}.options.hyperparameters: expected a mapping of keyword arguments "
             "of orb_v3_conservative_architecture / orb_v3_direct_architecture"
         )
     # compile defaults to False, unlike orb-models: torch.compile on a CPU builds C++ kernels
@@ -111,13 +92,13 @@ def _load(entry: ModelEntry, device: str):
         # Whatever torch.load or load_state_dict raise on a corrupt file or the wrong
         # architecture (RuntimeError, UnpicklingError, EOFError, ...): the file is the problem.
         raise ModelLoadError(
-            f"{_where(entry)}: orb-models cannot load '{weights}' as '{architecture}': "
+            f"{where(entry)}: orb-models cannot load '{weights}' as '{architecture}': "
             + _describe(err)
         ) from None
     current = [name for name in ORB_PRETRAINED_MODELS if "-v1" not in name]  # v1: deprecated
     known = ", ".join((*CUSTOM_ARCHITECTURES, *current))
     raise ModelLoadError(
-        f"{_where(entry)}: the checkpoint does not record its architecture; set "
+        f"{where(entry)}: the checkpoint does not record its architecture; set "
         f"options.architecture to one of: {known}"
     )
 
