@@ -172,10 +172,6 @@ class EnvStatus:
     entries: list[ModelEntry] = field(default_factory=list)
     """The model entries whose weights were looked for."""
 
-    @property
-    def usable(self) -> bool:
-        return self.exists and bool(self.report.get("import_ok"))
-
 
 def statuses(requests: list[tuple[Family, list[ModelEntry], Path | None]]) -> list[EnvStatus]:
     """:func:`status` of several environments at once: each probe is a process that spends most

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from scalms.config import ModelEntry
 from scalms.errors import ScalmsError
-from scalms.io.static_results import ResultsFile, read_results, read_run_attrs
+from scalms.io.static_results import ResultsFile
 from scalms.io.structures import check_readable
 from scalms.workers.fanout import ModelOutcome, Reporter, run_models
 from scalms.workers.task import Task
@@ -113,13 +113,20 @@ class SummaryRow:
     compute_time_s: float
 
 
-def summarize(path: Path) -> list[SummaryRow]:
-    """One row per run and structure: mean energy per atom and the largest force."""
+Results = dict[str, dict[str, list]]
+"""``{run: {structure: [Atoms]}}`` as :func:`scalms.io.static_results.read_results` gives."""
+
+
+def summarize(results: Results, attrs: dict[str, dict]) -> list[SummaryRow]:
+    """One row per run and structure: mean energy per atom and the largest force.
+
+    ``results`` and ``attrs`` are a results file as read by ``read_results`` and
+    ``read_run_attrs``.
+    """
     import numpy as np
 
-    attrs = read_run_attrs(path)
     rows = []
-    for run, structures in read_results(path).items():
+    for run, structures in results.items():
         for label, frames in structures.items():
             sizes = sorted({len(a) for a in frames})
             energies = [a.get_potential_energy() / len(a) for a in frames]
@@ -150,11 +157,10 @@ class BackendAgreement:
     """None when no frame of the structure is periodic."""
 
 
-def compare_backends(path: Path) -> list[BackendAgreement]:
+def compare_backends(results: Results) -> list[BackendAgreement]:
     """For models run with both backends: how far TorchSim and ASE are apart."""
     import numpy as np
 
-    results = read_results(path)
     rows = []
     for run, structures in results.items():
         model, _, backend = run.partition("@")

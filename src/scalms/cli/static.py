@@ -75,8 +75,10 @@ def print_summary(console, run) -> None:
     from rich.table import Table
 
     from scalms.evaluate import compare_backends, summarize
+    from scalms.io.static_results import read_results, read_run_attrs
 
-    rows = summarize(run.out)
+    results = read_results(run.out)  # read once for both tables
+    rows = summarize(results, read_run_attrs(run.out))
     if rows:
         table = Table(title=f"Static evaluation: {run.out}")
         for column in ("run", "structure", "backend", "frames", "atoms"):
@@ -96,7 +98,7 @@ def print_summary(console, run) -> None:
                 f"{row.compute_time_s:.2f}",
             )
         console.print(table)
-        agreement = compare_backends(run.out)
+        agreement = compare_backends(results)
         if agreement:
             table = Table(title="TorchSim against ASE (largest difference over frames)")
             table.add_column("model")

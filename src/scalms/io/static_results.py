@@ -37,7 +37,8 @@ FORMAT = "scalms-static"
 FORMAT_VERSION = 1
 
 
-def _create(path: Path) -> h5py.File:
+def create_file(path: Path) -> h5py.File:
+    """Open a fresh results file, marked incomplete until :func:`mark_complete`."""
     handle = h5py.File(path, "w", track_order=True)  # runs in the order they ran
     handle.attrs.update(
         format=FORMAT, format_version=FORMAT_VERSION, scalms_version=__version__, complete=False
@@ -66,11 +67,6 @@ def write_structure(
     group["stress"] = np.asarray(result.stress, dtype=float)
 
 
-def create_file(path: Path) -> h5py.File:
-    """Open a fresh results file (as a child writes it), marked incomplete until finished."""
-    return _create(Path(path))
-
-
 def add_run(handle: h5py.File, run: str, attrs: dict) -> h5py.Group:
     """A new run group; dict-valued attributes (software versions) are stored as JSON."""
     group = handle.create_group(run, track_order=True)  # structures as given
@@ -90,7 +86,7 @@ class ResultsFile:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = _create(self.path)
+        self._handle = create_file(self.path)
 
     def add_run_file(self, run_file: Path) -> list[str]:
         """Copy the finished runs of a child's file into this one; return their names.
