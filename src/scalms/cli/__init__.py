@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from scalms.cli import env, models, static
+from scalms.cli import analyze, dynamics, env, io, models, report, static
 
 app = typer.Typer(
     name="scalms",
@@ -20,6 +20,10 @@ app = typer.Typer(
 app.add_typer(env.app, name="env", rich_help_panel="Set-up")
 app.add_typer(models.app, name="models", rich_help_panel="Set-up")
 app.command("static", rich_help_panel="Evaluate")(static.static)
+app.add_typer(io.app, name="io", rich_help_panel="Results")
+app.add_typer(dynamics.app, name="dynamics", rich_help_panel="Dynamics")
+app.add_typer(analyze.app, name="analyze", rich_help_panel="Dynamics")
+app.command("report", rich_help_panel="Dynamics")(report.report)
 
 
 def _version(value: bool) -> None:

@@ -57,3 +57,57 @@ TimeoutOption = Annotated[
     typer.Option("--timeout", help="Seconds after which a model's child process is stopped."),
 ]
 SeedOption = Annotated[int, typer.Option(help="Random seed passed to every child.")]
+
+# Analyses, shared by `scalms dynamics run` and `scalms analyze`.
+PdfOption = Annotated[
+    bool, typer.Option("--pdf/--no-pdf", help="Full pair distribution function of every run.")
+]
+PartialPdfOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--partial-pdf",
+        help="Partial PDF of a pair, the first element normalising: Pt-Ga or 78-31. Repeat.",
+    ),
+]
+TraceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--trace",
+        help="Element (symbol or atomic number) whose distance from the centre of mass and "
+        "from the adaptive surface is traced.",
+    ),
+]
+SurfaceElementOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--surface-element",
+        help="Elements counted as surface atoms for --trace; repeat. Default: all atoms.",
+    ),
+]
+SurfaceAtomsOption = Annotated[
+    int,
+    typer.Option(help="Furthest atoms averaged into the surface along each solute's direction."),
+]
+NetForceOption = Annotated[
+    bool,
+    typer.Option("--net-force/--no-net-force", help="Net force per frame (a consistency check)."),
+]
+DiffusionOption = Annotated[
+    str | None,
+    typer.Option("--diffusion", help="Element whose MSD and diffusion coefficient are computed."),
+]
+MsdMethodOption = Annotated[
+    str, typer.Option(help="fft (every time origin) or direct (the thesis's subsampled origins).")
+]
+MsdMaxLagOption = Annotated[
+    float, typer.Option("--msd-max-lag-fs", help="Longest lag time of the MSD, fs.")
+]
+MsdFitOption = Annotated[
+    tuple[float, float] | None,
+    typer.Option(
+        "--msd-fit-fs", help="Fit window START END in fs. Default: 10% to 100% of max lag."
+    ),
+]
+PlotOption = Annotated[
+    bool, typer.Option("--plot/--no-plot", help="Draw the figures (PNG and HTML).")
+]

@@ -1,0 +1,1 @@
+"""Molecular dynamics: settings, the TorchSim and ASE engines, and the parent's run and resume."""

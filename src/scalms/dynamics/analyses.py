@@ -1,0 +1,364 @@
+"""The analyses of an MD run, from its results file to records, figures and tables on disk.
+
+The physics is in ``scalms.analysis`` (pure functions) and the drawing in ``scalms.plots``; this
+module chooses what to run for each (model, structure), stores each record as JSON, and writes
+``index.json`` listing the figures and tables the report shows. A run that cannot take an
+analysis (no atom of the element, no forces saved) gets a note; the others go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from scalms.errors import ScalmsError
+
+MSD_METHODS = ("fft", "direct")
+PDF_MODES = ("shell", "pair-fraction")
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """Which analyses to run and how; the defaults follow the thesis (n = 5, 1 ps lag)."""
+
+    pdf: bool = False
+    partial_pdf: tuple[str, ...] = ()
+    trace: str | None = None
+    surface_elements: tuple[str, ...] = ()
+    surface_atoms: int = 5
+    net_force: bool = False
+    diffusion: str | None = None
+    msd_method: str = "fft"
+    msd_max_lag_fs: float = 1000.0
+    msd_origin_stride: int = 2
+    msd_fit_fs: tuple[float, float] | None = None
+    pdf_r_max_A: float = 10.0
+    pdf_bins: int = 200
+    pdf_mode: str = "shell"
+    final_fraction: float = 0.5
+    thermo: bool = True
+
+    def __post_init__(self) -> None:
+        from scalms.analysis import parse_pair
+        from scalms.analysis._common import element_number
+
+        problems = []
+        for pair in self.partial_pdf:
+            try:
+                parse_pair(pair)
+            except ValueError as err:
+                problems.append(str(err))
+        for name in ("trace", "diffusion"):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    element_number(value)
+                except ValueError as err:
+                    problems.append(f"--{name}: {err}")
+        for element in self.surface_elements:
+            try:
+                element_number(element)
+            except ValueError as err:
+                problems.append(f"--surface-element: {err}")
+        if self.msd_method not in MSD_METHODS:
+            problems.append(f"unknown MSD method '{self.msd_method}'; use fft or direct")
+        if self.pdf_mode not in PDF_MODES:
+            problems.append(f"unknown PDF mode '{self.pdf_mode}'; use one of {PDF_MODES}")
+        if self.surface_atoms < 1:
+            problems.append("--surface-atoms must be at least 1")
+        if not 0 < self.final_fraction <= 1:
+            problems.append("the final fraction must be in (0, 1]")
+        if self.msd_fit_fs is not None and not 0 <= self.msd_fit_fs[0] < self.msd_fit_fs[1]:
+            problems.append(f"the MSD fit window {self.msd_fit_fs} fs must be 0 <= start < end")
+        if problems:
+            raise ScalmsError("; ".join(problems))
+
+    @classmethod
+    def from_options(cls, **options: Any) -> AnalysisRequest:
+        """From CLI options, where lists may be None."""
+        for name in ("partial_pdf", "surface_elements"):
+            options[name] = tuple(options.get(name) or ())
+        if options.get("msd_fit_fs") is not None:
+            options["msd_fit_fs"] = tuple(options["msd_fit_fs"])
+        return cls(**options)
+
+    def any(self) -> bool:
+        return bool(self.pdf or self.partial_pdf or self.trace or self.net_force or self.diffusion)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AnalysisRequest:
+        known = {f.name for f in fields(cls)}
+        return cls.from_options(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class AnalysisOutput:
+    """What was written: figures and tables for the report, and notes on what was skipped."""
+
+    figures: list[dict[str, str]] = field(default_factory=list)  # caption, png, html
+    tables: list[dict[str, Any]] = field(default_factory=list)  # caption, header, rows
+    notes: list[str] = field(default_factory=list)
+
+    def save(self, folder: Path) -> Path:
+        path = folder / "index.json"
+        path.write_text(json.dumps(asdict(self), indent=2))
+        return path
+
+    @classmethod
+    def load(cls, folder: Path) -> AnalysisOutput:
+        path = folder / "index.json"
+        if not path.exists():
+            return cls()
+        return cls(**json.loads(path.read_text()))
+
+
+def run_analyses(
+    results: Path | list[Path],
+    request: AnalysisRequest,
+    out_dir: Path,
+    *,
+    plot: bool = True,
+    models: list[str] | None = None,
+    structures: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> AnalysisOutput:
+    """Run ``request`` on every run of ``results`` (results or trajectory files).
+
+    Runs of several files pool into the summaries (the trace summary across sizes, the table of
+    diffusion coefficients), which is how runs of separate working dirs are compared.
+    """
+    from scalms import analysis
+    from scalms.io.analysis_files import save_record
+    from scalms.io.results import open_runs
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    js = out_dir / "plotly.min.js"  # one copy of plotly.js serves every page of the tree
+    output = AnalysisOutput()
+    traces, diffusion_rows, net_forces = [], [], {}
+    pdf_kwargs = {
+        "r_max_A": request.pdf_r_max_A,
+        "n_bins": request.pdf_bins,
+        "mode": request.pdf_mode,
+    }
+    paths = [Path(results)] if isinstance(results, str | Path) else [Path(p) for p in results]
+    for ref, trajectory in _selected(paths, open_runs, models, structures):
+        run_dir = out_dir / ref[0] / ref[1]
+        name = f"{ref[0]} / {ref[1]}"
+        if progress:
+            progress(name)
+
+        def attempt(what: str, compute: Callable[[], Any], name=name):
+            try:
+                return compute()
+            except (ValueError, ScalmsError) as err:
+                output.notes.append(f"{name}: {what} skipped: {err}")
+                return None
+
+        if trajectory.n_frames < 2:
+            output.notes.append(f"{name}: {trajectory.n_frames} frame(s), nothing to analyse")
+            continue
+        pdfs = []
+        if request.pdf:
+            pdfs.append(attempt("PDF", lambda t=trajectory: analysis.pdf_of(t, **pdf_kwargs)))
+        for pair in request.partial_pdf:
+            pdfs.append(
+                attempt(
+                    f"partial PDF {pair}",
+                    lambda t=trajectory, p=pair: analysis.pdf_of(t, p, **pdf_kwargs),
+                )
+            )
+        pdfs = [p for p in pdfs if p is not None]
+        for pdf in pdfs:
+            save_record(pdf, run_dir / f"pdf_{pdf.label}.json")
+        if pdfs and plot:
+            from scalms.plots.pdf import save_pair_distribution
+
+            files = save_pair_distribution(run_dir / "pdf", pdfs, title=f"PDF: {name}", plotlyjs=js)
+            _figure(output, out_dir, f"Pair distribution functions, {name}", files)
+        if request.trace:
+            trace = attempt(
+                f"trace of {request.trace}",
+                lambda t=trajectory: analysis.trace_of(
+                    t,
+                    request.trace,
+                    n_surface=request.surface_atoms,
+                    surface_elements=request.surface_elements,
+                ),
+            )
+            if trace is not None:
+                save_record(trace, run_dir / f"trace_{trace.symbol}.json")
+                traces.append((ref[0], trace))
+                if plot:
+                    from scalms.plots.trace import save_solute_trace
+
+                    files = save_solute_trace(
+                        run_dir / f"trace_{trace.symbol}",
+                        trace,
+                        final_fraction=request.final_fraction,
+                        title=f"{trace.symbol} trace: {name}",
+                        plotlyjs=js,
+                    )
+                    _figure(output, out_dir, f"{trace.symbol} trace, {name}", files)
+        if request.diffusion:
+            msd = attempt(
+                f"diffusion of {request.diffusion}",
+                lambda t=trajectory: analysis.msd_of(
+                    t,
+                    request.diffusion,
+                    method=request.msd_method,
+                    max_lag_fs=request.msd_max_lag_fs,
+                    origin_stride=request.msd_origin_stride,
+                    fit_start_fs=request.msd_fit_fs[0] if request.msd_fit_fs else None,
+                    fit_end_fs=request.msd_fit_fs[1] if request.msd_fit_fs else None,
+                ),
+            )
+            if msd is not None:
+                save_record(msd, run_dir / f"msd_{msd.symbol}.json")
+                diffusion_rows.append((ref, trajectory.n_atoms, msd))
+                if plot:
+                    from scalms.plots.diffusion import save_msd
+
+                    files = save_msd(
+                        run_dir / f"msd_{msd.symbol}",
+                        msd,
+                        title=f"{msd.symbol} MSD: {name}",
+                        plotlyjs=js,
+                    )
+                    _figure(
+                        output, out_dir, f"{msd.symbol} mean squared displacement, {name}", files
+                    )
+        if request.net_force:
+            force = attempt("net force", lambda t=trajectory: analysis.net_force_of(t))
+            if force is not None:
+                save_record(force, run_dir / "net_force.json")
+                net_forces.setdefault(ref[0], {})[ref[1]] = force
+        if request.thermo and plot:
+            from scalms.plots.thermo import save_thermo
+
+            files = attempt(
+                "energy plot",
+                lambda t=trajectory, d=run_dir, n=name: save_thermo(
+                    d / "thermo", t, title=f"Energies: {n}", plotlyjs=js
+                ),
+            )
+            if files is not None:
+                _figure(output, out_dir, f"Energy and temperature, {name}", files)
+    if plot:
+        _summary_figures(output, out_dir, request, traces, net_forces, js)
+    if diffusion_rows:
+        _diffusion_tables(output, out_dir, diffusion_rows)
+    output.save(out_dir)
+    return output
+
+
+def _selected(paths, open_runs, models, structures):
+    """(model, structure) and trajectory of each chosen run, read one at a time."""
+    seen = set()
+    for path in paths:
+        runs = open_runs(path)
+        for run in runs:
+            if models and run.model not in models:
+                continue
+            if structures and run.structure not in structures:
+                continue
+            ref = (run.model, run.structure)
+            if ref in seen:  # the same model and structure in two files: keep both apart
+                ref = (run.model, f"{path.stem}_{run.structure}")
+            seen.add(ref)
+            yield ref, runs.read(run)
+
+
+def _figure(output: AnalysisOutput, out_dir: Path, caption: str, files) -> None:
+    output.figures.append(
+        {
+            "caption": caption,
+            "png": str(Path(files.png).relative_to(out_dir)),
+            "html": str(Path(files.html).relative_to(out_dir)),
+        }
+    )
+
+
+def _summary_figures(output, out_dir, request, traces, net_forces, js) -> None:
+    from scalms.plots.net_force import save_net_force
+    from scalms.plots.trace import save_trace_summary
+
+    for model in sorted({model for model, _ in traces}):
+        mine = [trace for m, trace in traces if m == model]
+        files = save_trace_summary(
+            out_dir / model / "trace_summary",
+            mine,
+            final_fraction=request.final_fraction,
+            title=f"Solute traces across sizes: {model}",
+            plotlyjs=js,
+        )
+        _figure(output, out_dir, f"Solute trace summary, {model}", files)
+    for model, forces in net_forces.items():
+        files = save_net_force(
+            out_dir / model / "net_force", forces, title=f"Net force: {model}", plotlyjs=js
+        )
+        _figure(output, out_dir, f"Net force per frame, {model}", files)
+
+
+def _diffusion_tables(output, out_dir, rows) -> None:
+    """One CSV of every fit, and the thesis's table (solute x size) per model for the report."""
+    from scalms.plots.diffusion import diffusion_table
+
+    header = [
+        "model",
+        "structure",
+        "n_atoms",
+        "element",
+        "n_traced",
+        "method",
+        "D_cm2_per_s",
+        "r2",
+        "fit_start_fs",
+        "fit_end_fs",
+    ]
+    table_rows = []
+    with open(out_dir / "diffusion.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for (model, structure), n_atoms, msd in rows:
+            fit = msd.fit
+            row = [
+                model,
+                structure,
+                n_atoms,
+                msd.symbol,
+                len(msd.indices),
+                msd.method,
+                f"{fit.D_cm2_per_s:.6e}",
+                f"{fit.r2:.4f}",
+                f"{fit.fit_start_fs:g}",
+                f"{fit.fit_end_fs:g}",
+            ]
+            writer.writerow(row)
+            table_rows.append(row)
+    output.tables.append(
+        {
+            "caption": "Diffusion coefficients (fit of the atom-averaged MSD)",
+            "header": header,
+            "rows": table_rows,
+        }
+    )
+    for model in sorted({ref[0] for ref, _, _ in rows}):
+        # Replicas of one solute and size (several structures) are averaged, as in a table of
+        # the thesis's kind there is one cell per solute and size.
+        pooled: dict[tuple[str, int], list[float]] = {}
+        for ref, n, msd in rows:
+            if ref[0] == model:
+                pooled.setdefault((msd.symbol, n), []).append(msd.fit.D_cm2_per_s)
+        values = {key: sum(v) / len(v) for key, v in pooled.items()}
+        table = diffusion_table(values, caption=f"Diffusion coefficients, 10⁻⁶ cm²/s: {model}")
+        output.tables.append(
+            {"caption": table.caption, "header": list(table.header), "rows": list(table.rows)}
+        )

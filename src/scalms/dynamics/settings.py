@@ -1,0 +1,94 @@
+"""What an MD run does, as one validated record the parent writes and the child reads.
+
+Pure data: no torch, no ASE dynamics. The same settings drive both engines, so a run means the
+same thing whichever backend it lands on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from scalms.errors import ScalmsError
+
+ENSEMBLES = ("nvt-langevin", "nvt-nose-hoover", "nve", "npt")
+"""nvt-langevin (BAOAB Langevin), nvt-nose-hoover (chain of 3), nve (velocity Verlet), npt
+(isotropic Langevin barostat, periodic cells only, TorchSim only)."""
+
+
+@dataclass(frozen=True)
+class MDSettings:
+    """One MD protocol. Times in fs, temperature in K, pressure in bar.
+
+    Frames are saved at every step that is a multiple of ``save_interval``, step 0 included, up
+    to ``n_steps``; a checkpoint (full state with thermostat and random state) is written every
+    ``checkpoint_every`` saved frames and at the end, so a killed run resumes from there.
+    """
+
+    n_steps: int
+    time_step_fs: float = 1.0
+    temperature_K: float = 450.0
+    ensemble: str = "nvt-langevin"
+    save_interval: int = 10
+    checkpoint_every: int = 10
+    thermostat_time_fs: float | None = None  # Langevin 1/γ or Nosé-Hoover τ; None: 100 steps
+    pressure_bar: float = 1.01325
+    barostat_time_fs: float | None = None  # None: 1000 steps
+    seed: int = 0
+    save_velocities: bool = True
+    save_forces: bool = True
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.n_steps < 1:
+            problems.append(f"n_steps must be at least 1, got {self.n_steps}")
+        if not self.time_step_fs > 0:
+            problems.append(f"the time step must be positive, got {self.time_step_fs} fs")
+        if self.temperature_K < 0:
+            problems.append(f"the temperature must not be negative, got {self.temperature_K} K")
+        if self.ensemble not in ENSEMBLES:
+            problems.append(f"unknown ensemble '{self.ensemble}'; choose one of {ENSEMBLES}")
+        if self.save_interval < 1:
+            problems.append(f"save_interval must be at least 1 step, got {self.save_interval}")
+        if self.checkpoint_every < 1:
+            problems.append(
+                f"checkpoint_every must be at least 1 frame, got {self.checkpoint_every}"
+            )
+        for name in ("thermostat_time_fs", "barostat_time_fs"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                problems.append(f"{name} must be positive, got {value}")
+        if problems:
+            raise ScalmsError("; ".join(problems))
+
+    @property
+    def thermostat_fs(self) -> float:
+        return self.thermostat_time_fs or 100 * self.time_step_fs
+
+    @property
+    def barostat_fs(self) -> float:
+        return self.barostat_time_fs or 1000 * self.time_step_fs
+
+    @property
+    def n_frames(self) -> int:
+        """Frames a finished run holds."""
+        return self.n_steps // self.save_interval + 1
+
+    def is_frame(self, step: int) -> bool:
+        return step % self.save_interval == 0
+
+    def is_checkpoint(self, step: int) -> bool:
+        """Checkpoints fall on saved frames, and on the last step."""
+        every = self.save_interval * self.checkpoint_every
+        return step == self.n_steps or (step % every == 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MDSettings:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ScalmsError(f"unknown MD setting(s): {', '.join(unknown)}")
+        return cls(**data)

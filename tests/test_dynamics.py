@@ -1,0 +1,214 @@
+"""The MD engines in-process with the builtin Lennard-Jones model: conservation, frames, resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scalms.config import ModelEntry
+from scalms.dynamics import ase_md, torchsim_md
+from scalms.dynamics.settings import MDSettings
+from scalms.dynamics.torchsim_md import BatchRun
+from scalms.errors import ScalmsError
+from scalms.io.trajectory import TrajectoryWriter, read_trajectory, trajectory_info
+from scalms.models.loading import load
+from scalms.testing import ga_cluster
+
+LJ = ModelEntry(name="lj", family="builtin")
+
+
+@pytest.fixture(scope="module")
+def lj_torchsim():
+    return load(LJ, "torchsim", "cpu")
+
+
+@pytest.fixture(scope="module")
+def lj_ase():
+    return load(LJ, "ase", "cpu")
+
+
+def _writer(path, atoms, settings, label="run"):
+    return TrajectoryWriter.create(
+        path,
+        numbers=atoms.numbers,
+        masses=atoms.get_masses(),
+        pbc=atoms.pbc,
+        time_step_fs=settings.time_step_fs,
+        save_interval=settings.save_interval,
+        model="lj",
+        structure=label,
+        parameters=settings.to_dict(),
+        target_step=settings.n_steps,
+    )
+
+
+def _torchsim_runs(folder, structures, settings):
+    return [
+        BatchRun(f"s{i}", atoms, _writer(folder / f"s{i}.h5md", atoms, settings, f"s{i}"))
+        for i, atoms in enumerate(structures)
+    ]
+
+
+def _close(runs):
+    for run in runs:
+        run.writer.close()
+
+
+class _StopAt:
+    """Progress callback that raises after ``steps`` batch steps, like a kill mid-run."""
+
+    def __init__(self, steps: int):
+        self.left = steps
+
+    def __call__(self, n: int) -> None:
+        self.left -= 1
+        if self.left == 0:
+            raise KeyboardInterrupt
+
+
+def test_settings_reject_impossible_values_all_at_once():
+    with pytest.raises(ScalmsError) as err:
+        MDSettings(n_steps=0, time_step_fs=-1, ensemble="npt-magic", save_interval=0)
+    message = str(err.value)
+    for part in ("n_steps", "time step", "npt-magic", "save_interval"):
+        assert part in message
+
+
+def test_frames_fall_on_multiples_of_the_save_interval_up_to_the_target(tmp_path, lj_torchsim):
+    settings = MDSettings(n_steps=23, time_step_fs=2.0, temperature_K=300, save_interval=5)
+    runs = _torchsim_runs(tmp_path, [ga_cluster(3)], settings)
+    torchsim_md.run_batch(runs, lj_torchsim, settings, tmp_path / "b.pt", "cpu")
+    _close(runs)
+    trajectory = read_trajectory(tmp_path / "s0.h5md")
+    assert list(trajectory.step) == [0, 5, 10, 15, 20]
+    np.testing.assert_allclose(trajectory.time_fs, trajectory.step * 2.0)
+    assert trajectory.complete and trajectory_info(tmp_path / "s0.h5md").complete
+    assert torchsim_md.load_checkpoint(tmp_path / "b.pt")["step"] == 23
+
+
+@pytest.mark.parametrize("engine", ["torchsim", "ase"])
+def test_nve_conserves_total_energy(tmp_path, engine, lj_torchsim, lj_ase):
+    settings = MDSettings(
+        n_steps=200, time_step_fs=1.0, temperature_K=300, ensemble="nve", save_interval=10
+    )
+    atoms = ga_cluster(3, rattle_A=0.02)
+    if engine == "torchsim":
+        runs = _torchsim_runs(tmp_path, [atoms], settings)
+        torchsim_md.run_batch(runs, lj_torchsim, settings, tmp_path / "b.pt", "cpu")
+    else:
+        runs = [BatchRun("s0", atoms, _writer(tmp_path / "s0.h5md", atoms, settings))]
+        ase_md.run_one(runs[0], lj_ase, settings, tmp_path / "s0.npz")
+    _close(runs)
+    trajectory = read_trajectory(tmp_path / "s0.h5md")
+    total = trajectory.potential_energy + trajectory.kinetic_energy
+    drift_per_atom = np.abs(total - total[0]).max() / trajectory.n_atoms
+    assert drift_per_atom < 1e-4, drift_per_atom
+    # Kinetic energy really moved between potential and kinetic: the test could fail.
+    assert np.ptp(trajectory.kinetic_energy) > 100 * np.abs(total - total[0]).max()
+
+
+def test_langevin_holds_the_target_temperature(tmp_path, lj_torchsim):
+    settings = MDSettings(
+        n_steps=200, time_step_fs=2.0, temperature_K=500, save_interval=10, thermostat_time_fs=20
+    )
+    runs = _torchsim_runs(tmp_path, [ga_cluster(3, seed=s) for s in range(3)], settings)
+    torchsim_md.run_batch(runs, lj_torchsim, settings, tmp_path / "b.pt", "cpu")
+    _close(runs)
+    late = np.concatenate(
+        [read_trajectory(tmp_path / f"s{i}.h5md").temperature_K[10:] for i in range(3)]
+    )
+    assert abs(late.mean() - 500) < 50
+
+
+def test_batched_structures_each_get_their_own_frames(tmp_path, lj_torchsim):
+    settings = MDSettings(n_steps=10, time_step_fs=1.0, temperature_K=300, save_interval=5)
+    structures = [ga_cluster(3, seed=0), ga_cluster(4, seed=1)]
+    runs = _torchsim_runs(tmp_path, structures, settings)
+    torchsim_md.run_batch(runs, lj_torchsim, settings, tmp_path / "b.pt", "cpu")
+    _close(runs)
+    for i, atoms in enumerate(structures):
+        trajectory = read_trajectory(tmp_path / f"s{i}.h5md")
+        assert trajectory.n_atoms == len(atoms)
+        np.testing.assert_array_equal(trajectory.numbers, atoms.numbers)
+        np.testing.assert_allclose(trajectory.positions[0], atoms.positions, atol=1e-12)
+        # Energies are per structure: the first frame is the model's energy of that structure.
+        atoms.calc = load(LJ, "ase", "cpu")
+        assert trajectory.potential_energy[0] == pytest.approx(atoms.get_potential_energy())
+
+
+def _interrupted_then_resumed(folder, structures, settings, model, stop_after):
+    runs = _torchsim_runs(folder, structures, settings)
+    with pytest.raises(KeyboardInterrupt):
+        torchsim_md.run_batch(
+            runs, model, settings, folder / "b.pt", "cpu", progress=_StopAt(stop_after)
+        )
+    _close(runs)
+    checkpoint = torchsim_md.load_checkpoint(folder / "b.pt")
+    assert 0 < checkpoint["step"] < stop_after  # frames after the checkpoint exist and are redone
+    writers = [
+        TrajectoryWriter.resume(folder / f"s{i}.h5md", after_step=checkpoint["step"])
+        for i in range(len(structures))
+    ]
+    runs = [
+        BatchRun(f"s{i}", a, w) for i, (a, w) in enumerate(zip(structures, writers, strict=True))
+    ]
+    torchsim_md.run_batch(runs, model, settings, folder / "b.pt", "cpu", resume_from=checkpoint)
+    _close(runs)
+
+
+@pytest.mark.parametrize("ensemble", ["nvt-langevin", "nvt-nose-hoover"])
+def test_torchsim_resume_reproduces_the_uninterrupted_run(tmp_path, ensemble, lj_torchsim):
+    settings = MDSettings(
+        n_steps=60,
+        time_step_fs=2.0,
+        temperature_K=400,
+        ensemble=ensemble,
+        save_interval=4,
+        checkpoint_every=3,
+        seed=7,
+    )
+    structures = [ga_cluster(3, seed=0), ga_cluster(3, seed=1, solute="Pd")]
+    (tmp_path / "whole").mkdir()
+    runs = _torchsim_runs(tmp_path / "whole", structures, settings)
+    torchsim_md.run_batch(runs, lj_torchsim, settings, tmp_path / "whole" / "b.pt", "cpu")
+    _close(runs)
+    (tmp_path / "cut").mkdir()
+    _interrupted_then_resumed(tmp_path / "cut", structures, settings, lj_torchsim, stop_after=31)
+    for i in range(2):
+        whole = read_trajectory(tmp_path / "whole" / f"s{i}.h5md")
+        cut = read_trajectory(tmp_path / "cut" / f"s{i}.h5md")
+        assert list(cut.step) == list(whole.step) == list(range(0, 61, 4))
+        assert cut.complete
+        np.testing.assert_allclose(cut.positions, whole.positions, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(cut.velocities, whole.velocities, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(cut.potential_energy, whole.potential_energy, atol=1e-10)
+
+
+def test_ase_resume_reproduces_the_uninterrupted_run(tmp_path, lj_ase):
+    settings = MDSettings(
+        n_steps=50, time_step_fs=2.0, temperature_K=400, save_interval=5, checkpoint_every=2
+    )
+    atoms = ga_cluster(3)
+    whole = BatchRun("s0", atoms, _writer(tmp_path / "whole.h5md", atoms, settings))
+    ase_md.run_one(whole, lj_ase, settings, tmp_path / "whole.npz")
+    whole.writer.close()
+    cut = BatchRun("s0", atoms, _writer(tmp_path / "cut.h5md", atoms, settings))
+    with pytest.raises(KeyboardInterrupt):
+        ase_md.run_one(cut, lj_ase, settings, tmp_path / "cut.npz", progress=_StopAt(27))
+    cut.writer.close()
+    checkpoint = ase_md.load_checkpoint(tmp_path / "cut.npz")
+    assert checkpoint["step"] == 20
+    resumed = BatchRun("s0", atoms, TrajectoryWriter.resume(tmp_path / "cut.h5md", after_step=20))
+    ase_md.run_one(resumed, lj_ase, settings, tmp_path / "cut.npz", resume_from=checkpoint)
+    resumed.writer.close()
+    a, b = read_trajectory(tmp_path / "whole.h5md"), read_trajectory(tmp_path / "cut.h5md")
+    assert list(a.step) == list(b.step)
+    np.testing.assert_allclose(b.positions, a.positions, rtol=0, atol=1e-12)
+
+
+def test_npt_refuses_a_nanoparticle(tmp_path, lj_torchsim):
+    settings = MDSettings(n_steps=5, ensemble="npt")
+    runs = _torchsim_runs(tmp_path, [ga_cluster(3)], settings)
+    with pytest.raises(ScalmsError, match="periodic"):
+        torchsim_md.run_batch(runs, lj_torchsim, settings, tmp_path / "b.pt", "cpu")
+    _close(runs)
