@@ -29,6 +29,13 @@ demo: install
 	$(BIN)/scalms static examples/Ga54Pt_icosahedron.xyz examples/Ga144Pt3_icosahedron.xyz \
 		examples/Ga54Pt_rattled.extxyz examples/Ga32_periodic.extxyz --model 7net-0 --backend both --device cpu \
 		--out $(DEMO_DIR)/static.h5 --overwrite
+	$(BIN)/scalms dynamics run examples/Ga54Pt_icosahedron.xyz examples/Ga144Pt3_icosahedron.xyz \
+		--model 7net-0 --working-dir $(DEMO_DIR)/md --overwrite --device cpu \
+		--n-steps 250 --time-step-fs 2 --temperature-K 450 --save-interval 5 \
+		--pdf --partial-pdf Pt-Ga --trace Pt --surface-element Ga --net-force \
+		--diffusion Pt --msd-max-lag-fs 200
+	$(BIN)/scalms io to-xyz $(DEMO_DIR)/md/MD_dynamics_results.h5 $(DEMO_DIR)/md/ovito
+	@echo "open $(DEMO_DIR)/md/report.html; OVITO reads $(DEMO_DIR)/md/ovito/*.xyz"
 
 test: envs
 	$(BIN)/python -m pytest

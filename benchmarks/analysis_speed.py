@@ -6,15 +6,22 @@ in a ball of 0.05 atoms/Å^3 (Ga-like), each then on a seeded Gaussian random wa
 axis per frame); float32 positions, as MDAnalysis stores them.
 
 Each measurement runs in its own child process, which builds the data, imports what it needs,
-then times one call. `peak_MB` is that child's RSS high-water mark (`resource.getrusage`) at
-the end: the whole process, interpreter, imports and the trajectory included; `baseline_MB` is
-the same mark just before the timed call, so peak - baseline is what the call itself added.
+then times one call. `peak_MB` is that child's RSS high-water mark at the end (VmHWM in
+/proc/self/status: getrusage's ru_maxrss mixes in the parent's): the whole process, with the
+interpreter, the imports (importing torch, a CUDA build, takes ~520 MB alone) and the
+trajectory. `baseline_MB` is the same mark just before the timed call, so peak - baseline
+bounds what the call itself added.
 Both PDFs use r_max 10 Å and 200 bins, no self pairs; both MSDs cover every lag of every atom.
 MDAnalysis gets a cubic box wide enough that no periodic image comes within r_max.
 
+Ours runs with torch limited to 1 thread and with torch's default (one per core); MDAnalysis
+runs single-threaded. On a shared machine torch's threads wait for each other when another
+process holds a core, so both figures are given.
+
 Usage: .venv/bin/python benchmarks/analysis_speed.py [--frames 3000] [--atoms 1568]
+       [--threads 1 0] (torch threads for ours, 0 = torch's default) [--device cpu|cuda]
        [--mda-pdf-frames K] (run InterRDF on the first K frames and scale its time to all
-       frames, marked as such in the CSV) [--device cpu|cuda] (for our functions)
+       frames, said so in the CSV's note)
 Writes benchmarks/results/analysis_speed.csv and prints a markdown table.
 """
 
@@ -56,29 +63,45 @@ def liquid_like_trajectory(n_frames: int, n_atoms: int, seed: int = 0) -> np.nda
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    """This process's RSS high-water mark in MB.
+
+    Linux's getrusage ru_maxrss carries the parent's high-water mark over fork and exec, so a
+    child started from a big parent would report the parent's size; VmHWM belongs to this
+    process image only. Elsewhere, fall back to getrusage.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # ---------------------------------------------------------------- measurements (in a child)
 
 
-def measure(task: str, implementation: str, n_frames: int, n_atoms: int, device: str, out: Path):
+def measure(task, implementation, n_frames, n_atoms, device, threads, out: Path) -> None:
     positions = liquid_like_trajectory(n_frames, n_atoms)
     if implementation == "scalms":
-        import torch  # noqa: F401  (imported before the baseline, like MDAnalysis below)
+        import torch
 
         from scalms.analysis import mean_squared_displacement, pair_distribution
+
+        if threads:
+            torch.set_num_threads(threads)
     else:
         import MDAnalysis as mda
         from MDAnalysis.analysis.msd import EinsteinMSD
         from MDAnalysis.analysis.rdf import InterRDF
         from MDAnalysis.coordinates.memory import MemoryReader
 
+        # Not wrapped into the box: MDAnalysis applies the minimum image itself, and every
+        # image of an atom is at least r_max + 10 Å from the whole particle.
         extent = float(np.ptp(positions, axis=(0, 1)).max())
-        box = extent + 2 * R_MAX_A + 10.0  # images stay beyond r_max of every atom
+        box = extent + 2 * R_MAX_A + 10.0
         universe = mda.Universe.empty(n_atoms, trajectory=False)
         universe.load_new(
-            positions - positions.min(axis=(0, 1)) + R_MAX_A,
+            positions,
             format=MemoryReader,
             dimensions=np.array([box, box, box, 90, 90, 90]),
             dt=FRAME_INTERVAL_FS / 1000.0,  # ps
@@ -114,36 +137,27 @@ def measure(task: str, implementation: str, n_frames: int, n_atoms: int, device:
         values = msd.results.msds_by_particle
     seconds = time.perf_counter() - start
     np.save(out, np.asarray(values, dtype=np.float64))
-    print(json.dumps({"seconds": seconds, "peak_MB": peak_rss_mb(), "baseline_MB": baseline}))
+    if implementation == "scalms":
+        threads = torch.get_num_threads()
+    figures = {"seconds": seconds, "peak_MB": peak_rss_mb(), "baseline_MB": baseline}
+    print(json.dumps(figures | {"threads": threads or 1}))
 
 
 # ---------------------------------------------------------------- the driver
 
 
-def run_child(task, implementation, n_frames, n_atoms, device, folder: Path):
-    out = folder / f"{task}-{implementation}-{n_frames}.npy"
-    command = [
-        sys.executable,
-        __file__,
-        "--measure",
-        task,
-        implementation,
-        "--frames",
-        str(n_frames),
-        "--atoms",
-        str(n_atoms),
-        "--device",
-        device,
-        "--values",
-        str(out),
-    ]
+def run_child(task, implementation, n_frames, n_atoms, device, threads, folder: Path):
+    out = folder / f"{task}-{implementation}-{n_frames}-{threads}.npy"
+    command = [sys.executable, __file__, "--measure", task, implementation]
+    command += ["--frames", str(n_frames), "--atoms", str(n_atoms), "--device", device]
+    command += ["--threads", str(threads), "--values", str(out)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"{task} {implementation} failed:\n{done.stderr}")
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     print(
-        f"  {task:4} {implementation:10} {n_frames:5} frames: {figures['seconds']:8.2f} s, "
-        f"peak {figures['peak_MB']:.0f} MB",
+        f"  {task} {implementation} ({threads or 'default'} threads), {n_frames} frames: "
+        f"{figures['seconds']:.2f} s, peak {figures['peak_MB']:.0f} MB",
         flush=True,
     )
     return figures, np.load(out)
@@ -160,73 +174,88 @@ def machine() -> str:
     return f"{platform.machine()} {model}, {os.cpu_count()} cores".strip()
 
 
+def compare(task: str, ours: np.ndarray, theirs: np.ndarray, n_frames: int) -> str:
+    """How far our answer is from MDAnalysis's, in words."""
+    difference = np.abs(ours - theirs)
+    if task == "pdf":
+        return (
+            f"pair counts: max abs difference {difference.max():.0f} in a bin of up to "
+            f"{theirs.max():.0f}; {difference.sum() / theirs.sum():.1e} of all counts"
+        )
+    lag, atom = np.unravel_index(np.argmax(difference), difference.shape)
+    exact = exact_msd(n_frames, len(ours[0]), atom, lag)
+    return (
+        f"MSD per atom and lag: max abs difference {difference.max():.1e} Å² (largest MSD "
+        f"{theirs.max():.1f} Å²), at lag {lag}, atom {atom}: float64 direct sum {exact:.9g}, "
+        f"ours {ours[lag, atom]:.9g}, MDAnalysis {theirs[lag, atom]:.9g}"
+    )
+
+
+def exact_msd(n_frames: int, n_atoms: int, atom: int, lag: int) -> float:
+    path = liquid_like_trajectory(n_frames, n_atoms)[:, atom].astype(np.float64)
+    return float(((path[lag:] - path[: n_frames - lag]) ** 2).sum(axis=-1).mean())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=3000)
     parser.add_argument("--atoms", type=int, default=1568)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 0])
     parser.add_argument("--mda-pdf-frames", type=int, default=None)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--measure", nargs=2, metavar=("TASK", "IMPLEMENTATION"))
     parser.add_argument("--values", type=Path)
     args = parser.parse_args()
     if args.measure:
-        measure(*args.measure, args.frames, args.atoms, args.device, args.values)
+        threads = args.threads[0]
+        measure(*args.measure, args.frames, args.atoms, args.device, threads, args.values)
         return
 
     n_frames, n_atoms = args.frames, args.atoms
-    mda_pdf_frames = min(args.mda_pdf_frames or n_frames, n_frames)
+    mda_frames = {"pdf": min(args.mda_pdf_frames or n_frames, n_frames), "msd": n_frames}
     load = os.getloadavg()
     print(f"{n_frames} frames x {n_atoms} atoms, load average at start {load[0]:.2f}", flush=True)
     rows, agreement = [], {}
     where = machine()
+
+    def row(task, implementation, figures, factor=1.0, note=""):
+        return {
+            "task": task,
+            "implementation": implementation,
+            "frames": n_frames,
+            "atoms": n_atoms,
+            "seconds": round(figures["seconds"] * factor, 2),
+            "peak_MB": round(figures["peak_MB"]),
+            "machine": where,
+            "baseline_MB": round(figures["baseline_MB"]),
+            "note": note,
+        }
+
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         for task in ("pdf", "msd"):
-            ours, our_values = run_child(task, "scalms", n_frames, n_atoms, args.device, folder)
-            frames = mda_pdf_frames if task == "pdf" else n_frames
-            theirs, their_values = run_child(task, "MDAnalysis", frames, n_atoms, "cpu", folder)
+            for threads in args.threads:
+                figures, ours = run_child(
+                    task, "scalms", n_frames, n_atoms, args.device, threads, folder
+                )
+                count = figures["threads"]
+                name = f"scalms ({args.device}, {count} thread{'s' if count > 1 else ''})"
+                rows.append(row(task, name, figures))
+            frames = mda_frames[task]
+            figures, theirs = run_child(task, "MDAnalysis", frames, n_atoms, "cpu", 1, folder)
+            if frames != n_frames:  # compare with ours on the same frames
+                _, ours = run_child(task, "scalms", frames, n_atoms, "cpu", 0, folder)
+            agreement[task] = compare(task, ours, theirs, frames)
             scale = n_frames / frames
-            note = "" if scale == 1 else f"measured on {frames} frames, time x {scale:g}"
-            if task == "pdf":
-                if frames != n_frames:  # compare with ours on the same frames
-                    _, our_values = run_child(task, "scalms", frames, n_atoms, "cpu", folder)
-                difference = np.abs(our_values - their_values)
-                agreement[task] = (
-                    f"PDF pair counts: max |difference| {difference.max():.0f} of "
-                    f"{their_values.max():.0f} in a bin; "
-                    f"{difference.sum() / their_values.sum():.1e} of all counts"
-                )
-            else:
-                agreement[task] = (
-                    f"MSD per atom and lag: max |difference| "
-                    f"{np.abs(our_values - their_values).max():.1e} Å² "
-                    f"(largest MSD {their_values.max():.1f} Å²)"
-                )
-            reference = "InterRDF" if task == "pdf" else "EinsteinMSD(fft)"
-            for implementation, figures, factor, remark in (
-                (f"scalms ({args.device})", ours, 1.0, ""),
-                (f"MDAnalysis {reference}", theirs, scale, f"{note}; {agreement[task]}"),
-            ):
-                rows.append(
-                    {
-                        "task": task,
-                        "implementation": implementation,
-                        "frames": n_frames,
-                        "atoms": n_atoms,
-                        "seconds": round(figures["seconds"] * factor, 2),
-                        "peak_MB": round(figures["peak_MB"]),
-                        "machine": where,
-                        "baseline_MB": round(figures["baseline_MB"]),
-                        "note": remark.strip("; "),
-                    }
-                )
+            note = f"measured on {frames} frames, time x {scale:g}" if scale != 1 else ""
+            reference = "InterRDF" if task == "pdf" else "EinsteinMSD(fft=True)"
+            rows.append(row(task, f"MDAnalysis {reference}", figures, scale, note))
     load_end = os.getloadavg()
-    for row in rows:
-        row["note"] = "; ".join(
-            part
-            for part in (row["note"], f"load average {load[0]:.1f} -> {load_end[0]:.1f}")
-            if part
-        )
+    for entry in rows:
+        load_note = f"load average {load[0]:.1f} at start, {load_end[0]:.1f} at end"
+        entry["note"] = "; ".join(part for part in (entry["note"], load_note) if part)
+        if entry["implementation"].startswith("MDAnalysis"):
+            entry["note"] += f"; ours vs theirs: {agreement[entry['task']]}"
     OUT.parent.mkdir(exist_ok=True)
     with OUT.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -234,18 +263,23 @@ def main() -> None:
         writer.writerows(rows)
 
     print(f"\nMachine: {where}; load average {load[0]:.2f} at start, {load_end[0]:.2f} at end\n")
-    print("| task | implementation | frames | atoms | seconds | speed-up | peak MB | note |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
-    for ours, theirs in zip(rows[::2], rows[1::2], strict=True):
-        for row in (ours, theirs):
-            speedup = theirs["seconds"] / row["seconds"]
-            print(
-                f"| {row['task']} | {row['implementation']} | {row['frames']} | {row['atoms']} | "
-                f"{row['seconds']} | {speedup:.1f}x | {row['peak_MB']} | {row['note']} |"
-            )
+    print("| task | implementation | frames | atoms | seconds | speed-up vs MDAnalysis | peak MB |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for entry in rows:
+        reference = next(
+            r for r in rows if r["task"] == entry["task"] and r["implementation"].startswith("MD")
+        )
+        print(
+            f"| {entry['task']} | {entry['implementation']} | {entry['frames']} | "
+            f"{entry['atoms']} | {entry['seconds']} | "
+            f"{reference['seconds'] / entry['seconds']:.1f}x | {entry['peak_MB']} |"
+        )
     print()
-    for line in agreement.values():
-        print(line)
+    for task, line in agreement.items():
+        print(f"{task}: {line}")
+    scaled = [r for r in rows if "time x" in r["note"]]
+    for entry in scaled:
+        print(f"{entry['task']} {entry['implementation']}: {entry['note'].split(';')[0]}")
 
 
 if __name__ == "__main__":

@@ -212,3 +212,78 @@ def test_npt_refuses_a_nanoparticle(tmp_path, lj_torchsim):
     with pytest.raises(ScalmsError, match="periodic"):
         torchsim_md.run_batch(runs, lj_torchsim, settings, tmp_path / "b.pt", "cpu")
     _close(runs)
+
+
+def _md_task(tmp_path, structures, settings, backend="auto"):
+    from ase.io import write
+
+    from scalms.workers.task import Task
+
+    runs = []
+    for i, atoms in enumerate(structures):
+        write(tmp_path / f"s{i}.extxyz", atoms)
+        runs.append(
+            {
+                "label": f"s{i}",
+                "structure": str(tmp_path / f"s{i}.extxyz"),
+                "trajectory": str(tmp_path / "traj" / f"s{i}.h5md"),
+            }
+        )
+    params = {
+        "settings": settings.to_dict(),
+        "runs": runs,
+        "checkpoint_dir": str(tmp_path / "checkpoints"),
+        "backend": backend,
+    }
+    return Task("md", LJ, tmp_path / "summary.json", "cpu", 0, params)
+
+
+def test_a_batch_out_of_memory_is_halved_and_rerun_with_torchsim(tmp_path, monkeypatch):
+    import json
+
+    from scalms.workers import md_job
+
+    real = torchsim_md.run_batch
+    sizes = []
+
+    def small_batches_only(runs, *args, **kwargs):
+        sizes.append(len(runs))
+        if len(runs) > 1:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(runs, *args, **kwargs)
+
+    monkeypatch.setattr(torchsim_md, "run_batch", small_batches_only)
+    settings = MDSettings(n_steps=6, time_step_fs=2.0, save_interval=3)
+    task = _md_task(tmp_path, [ga_cluster(3, seed=s) for s in range(3)], settings)
+    md_job.Job(task, "cpu").run()
+    assert sizes == [3, 1, 2, 1, 1]  # 3 -> 1 + 2 -> 1 + 1 + 1
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert {run["backend"] for run in summary["runs"].values()} == {"torchsim"}
+    assert "out of memory" in summary["notes"][0]
+    plan = json.loads((tmp_path / "checkpoints" / "batches.json").read_text())
+    assert plan == [["s0"], ["s1"], ["s2"]]
+    for i in range(3):
+        trajectory = read_trajectory(tmp_path / "traj" / f"s{i}.h5md")
+        assert trajectory.complete and list(trajectory.step) == [0, 3, 6]
+
+
+def test_a_failing_batch_falls_back_to_ase_and_says_why(tmp_path, monkeypatch):
+    import json
+
+    from scalms.workers import md_job
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a kernel failed")
+
+    monkeypatch.setattr(torchsim_md, "run_batch", broken)
+    settings = MDSettings(n_steps=4, time_step_fs=2.0, save_interval=2)
+    task = _md_task(tmp_path, [ga_cluster(3)], settings)
+    md_job.Job(task, "cpu").run()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["runs"]["s0"]["backend"] == "ase"
+    assert "a kernel failed" in summary["runs"]["s0"]["fallback"]
+    trajectory = read_trajectory(tmp_path / "traj" / "s0.h5md")
+    assert trajectory.complete and trajectory.attrs["backend"] == "ase"
+    with pytest.raises(RuntimeError, match="kernel failed"):
+        (tmp_path / "x").mkdir()
+        md_job.Job(_md_task(tmp_path / "x", [ga_cluster(3)], settings, "torchsim"), "cpu").run()

@@ -80,9 +80,15 @@ def test_analyses_write_records_figures_and_the_report(finished_run):
     assert rows[0].startswith("model,structure") and len(rows) == 3
     report = (workdir / "report.html").read_text()
     assert "Diffusion coefficients" in report and report.count("<img") == len(index["figures"])
+    from scalms.io.analysis_files import load_record
+
     for run in ("Ga54Pt_icosahedron", "Ga54Pt_rattled"):
-        record = workdir / "analysis" / "lj" / run / "pdf_Pt-Ga.json"
-        assert json.loads(record.read_text())["label"] == "Pt-Ga"
+        record = load_record(workdir / "analysis" / "lj" / run / "pdf_Pt-Ga.json")
+        assert record.label == "Pt-Ga" and record.g.shape == (200,)
+        # A pair potential's forces cancel pair by pair: the net force is zero to rounding.
+        force = load_record(workdir / "analysis" / "lj" / run / "net_force.json")
+        assert force.magnitude_eV_per_A.shape == (5,)
+        assert force.magnitude_eV_per_A.max() < 1e-10
 
 
 def test_analyze_reruns_an_analysis_on_existing_results_without_md(finished_run, tmp_path):

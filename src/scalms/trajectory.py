@@ -73,7 +73,7 @@ class Trajectory:
         return self.time_step_fs * self.save_interval
 
     def select(self, frames: slice | np.ndarray) -> Trajectory:
-        """A trajectory of the chosen frames only (e.g. `slice(n // 2, None)` for the second half)."""
+        """A trajectory of the chosen frames only (`slice(n // 2, None)`: the second half)."""
         per_frame = (
             "positions",
             "cell",

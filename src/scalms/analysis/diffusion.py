@@ -26,36 +26,54 @@ _CHUNK_VALUES = 2**22
 """Values per torch tensor when chunking over atoms (32 MB in float64)."""
 
 
-def msd_fft(positions: np.ndarray, *, device: str = "cpu") -> np.ndarray:
-    """MSD of each atom at every lag 0..F-1, averaged over all F - m time origins of lag m.
+def msd_fft(
+    positions: np.ndarray, max_lag_frames: int | None = None, *, device: str = "cpu"
+) -> np.ndarray:
+    """MSD of each atom at lags 0..max_lag_frames, averaged over all F - m time origins of lag m.
 
-    positions: (F, S, 3) in Å (unwrapped); returns (F, S) in Å^2, lag in frames along axis 0.
-    With d(t) = |r(t)|^2, the sum over origins of |r(t0+m) - r(t0)|^2 splits into
-    sum d(t0+m) + sum d(t0) (prefix sums) - 2 sum r(t0).r(t0+m) (an autocorrelation, by FFT).
+    positions: (F, S, 3) in Å (unwrapped); max_lag_frames: largest lag (default F - 1). Returns
+    (max_lag_frames + 1, S) in Å^2, lag in frames along axis 0. With d(t) = |r(t)|^2 the sum
+    over origins of |r(t0+m) - r(t0)|^2 is sum d(t0+m) + sum d(t0) (prefix sums of d) minus
+    2 sum r(t0).r(t0+m), an autocorrelation computed by FFT (Wiener-Khinchin) in float64.
     """
     import torch
 
     positions = frames_array(positions, "positions")
     n_frames, n_atoms = positions.shape[:2]
-    n_fft = _fast_length(2 * n_frames)  # zero padding >= 2F - 1 makes the correlation acyclic
+    max_lag = n_frames - 1 if max_lag_frames is None else int(max_lag_frames)
+    if not 0 <= max_lag < n_frames:
+        raise ValueError(f"max_lag_frames must be in [0, {n_frames - 1}], got {max_lag_frames}")
+    # Zero padding to F + max_lag keeps the circular correlation exact up to max_lag.
+    n_fft = _fast_length(n_frames + max_lag)
     atoms_per_chunk = max(1, _CHUNK_VALUES // (3 * n_fft))
     device = torch.device(device)
-    lag = torch.arange(n_frames, device=device)
-    n_origins = (n_frames - lag).to(torch.float64)[:, None]
-    msd = np.empty((n_frames, n_atoms))
+    n_origins = torch.arange(n_frames, n_frames - max_lag - 1, -1, device=device).double()
+    # One zero-padded buffer for all chunks: only its first F columns are ever written.
+    # (3, atoms, n_fft): time last and contiguous for the FFT, xyz first so that sums over xyz
+    # are additions of whole arrays (torch reduces a size-3 axis slowly).
+    padded = torch.zeros((3, min(atoms_per_chunk, n_atoms), n_fft), dtype=torch.float64)
+    padded = padded.to(device)
+    msd = np.empty((max_lag + 1, n_atoms))
     for start in range(0, n_atoms, atoms_per_chunk):
         stop = min(start + atoms_per_chunk, n_atoms)
-        r = torch.from_numpy(np.array(positions[:, start:stop], dtype=np.float64)).to(device)
-        r = r - r[0]  # displacements from frame 0: same MSD, smaller numbers, less rounding
-        square = (r * r).sum(dim=-1)  # (F, s)
-        prefix = torch.cat([torch.zeros_like(square[:1]), torch.cumsum(square, dim=0)])
-        # sum_{t0=0}^{F-m-1} d(t0) + sum_{t=m}^{F-1} d(t)
-        squares = prefix[n_frames - lag] + prefix[n_frames] - prefix[lag]
-        spectrum = torch.fft.rfft(r, n=n_fft, dim=0)
-        correlation = torch.fft.irfft(spectrum * spectrum.conj(), n=n_fft, dim=0)[:n_frames]
-        chunk = (squares - 2.0 * correlation.sum(dim=-1)) / n_origins
-        chunk[0] = 0.0
-        msd[:, start:stop] = chunk.cpu().numpy()
+        buffer = padded[:, : stop - start]
+        r = buffer[..., :n_frames]
+        r.copy_(torch.from_numpy(np.array(positions[:, start:stop].transpose(2, 1, 0))))
+        r -= r.mean(dim=-1, keepdim=True)  # the MSD ignores offsets; smaller numbers round less
+        square = r[0].square()
+        square.addcmul_(r[1], r[1]).addcmul_(r[2], r[2])  # (s, F)
+        prefix = torch.nn.functional.pad(torch.cumsum(square, dim=-1), (1, 0))
+        # sum_{t0=0}^{F-m-1} d(t0) + sum_{t=m}^{F-1} d(t), for m = 0..max_lag
+        head = prefix[:, n_frames - max_lag :].flip(-1)
+        squares = head + prefix[:, n_frames, None] - prefix[:, : max_lag + 1]
+        spectrum = torch.view_as_real(torch.fft.rfft(buffer, dim=-1))  # (3, s, K, 2)
+        power = spectrum[0, ..., 0].square()
+        for axis, part in ((0, 1), (1, 0), (1, 1), (2, 0), (2, 1)):
+            power.addcmul_(spectrum[axis, ..., part], spectrum[axis, ..., part])
+        correlation = torch.fft.irfft(power.to(torch.complex128), n=n_fft, dim=-1)
+        chunk = (squares - 2.0 * correlation[:, : max_lag + 1]) / n_origins
+        chunk[:, 0] = 0.0
+        msd[:, start:stop] = chunk.T.cpu().numpy()
     return msd
 
 
@@ -148,7 +166,7 @@ def mean_squared_displacement(
         raise ValueError(f"max_lag_fs = {max_lag_fs} fs spans fewer than 2 frames")
     traced_positions = positions[:, indices]
     if method == "fft":
-        per_atom = msd_fft(traced_positions, device=device)[: max_lag + 1]
+        per_atom = msd_fft(traced_positions, max_lag, device=device)
         origin_stride = 1
     else:
         per_atom = msd_direct(traced_positions, max_lag, origin_stride, device=device)

@@ -17,8 +17,8 @@ from scalms.analysis.results import PDF_MODES, PairDistribution
 
 _BLOCK_ATOMS = 256
 """Atoms per block of the distance matrix: a block's distances stay in the CPU cache."""
-_CHUNK_DISTANCES = 2**21
-"""Distances per (frame chunk x atom block) tensor: 8 MB in float32, a few such alive at once."""
+_CHUNK_DISTANCES = 2**23
+"""Distances per (frame chunk x atom block) tensor: 32 MB in float32, a few such alive at once."""
 
 
 def parse_pair(pair: str | tuple[Element, Element]) -> tuple[int, int]:
@@ -85,8 +85,8 @@ def pair_distribution(
     cluster labels). An atom is never its own neighbour: pairs (i, i) are left out by index,
     while two distinct atoms at the same place do count.
 
-    Bins are n_bins equal intervals [r_lo, r_hi) of [0, r_max_A]. With C the number of A-B pairs
-    per bin summed over all frames:
+    Bins are n_bins equal intervals [r_lo, r_hi) of [0, r_max_A] (r = r_max_A exactly falls in
+    the last). With C the number of A-B pairs per bin summed over all frames:
     - mode "shell": g = C / (V_shell * sum_f N_A(f)), V_shell = 4/3 pi (r_hi^3 - r_lo^3), in 1/Å^3:
       the mean number density of B atoms at distance r from an A atom. Only A's count normalises,
       so g_AB = g_BA * N_B / N_A.
@@ -99,7 +99,7 @@ def pair_distribution(
 
     cell ((3, 3) or (F, 3, 3), Å) and pbc ((3,) bool) turn on the minimum-image convention along
     the periodic axes; give them for periodic bulk only (a nanoparticle's vacuum box needs none).
-    frame_chunk: frames per torch call (default: chosen to keep each tensor near 8 MB).
+    frame_chunk: frames per torch call (default: chosen to keep each tensor near 32 MB).
     device: "cpu" or "cuda". Distances are float32 after centring each frame (error ~1e-5 Å).
     """
     import torch
@@ -148,6 +148,7 @@ def pair_distribution(
     if frame_chunk is None:
         per_frame = largest_block * (6 if periodic else 1)  # minimum image keeps xyz differences
         frame_chunk = max(1, _CHUNK_DISTANCES // per_frame)
+    frames_per_histogram = max(1, 2**24 // largest_block)
     counts = torch.zeros(n_bins, dtype=torch.float64, device=device)
     for start in range(0, n_frames, frame_chunk):
         stop = min(start + frame_chunk, n_frames)
@@ -166,9 +167,10 @@ def pair_distribution(
                 distances.masked_fill_(~wanted, -1.0)
             if self_pairs is not None:
                 distances.masked_fill_(self_pairs, -1.0)
-            # histc counts in float32, exact while a call counts fewer than 2^24 distances.
-            histogram = torch.histc(distances, bins=n_bins, min=0.0, max=r_max_A)
-            counts += weight * histogram.double()
+            # histc counts in float32: exact while one call sees fewer than 2^24 distances.
+            for part in distances.split(frames_per_histogram):
+                histogram = torch.histc(part, bins=n_bins, min=0.0, max=r_max_A)
+                counts += weight * histogram.double()
 
     counts = counts.cpu().numpy()
     edges = np.linspace(0.0, r_max_A, n_bins + 1)

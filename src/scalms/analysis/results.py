@@ -16,9 +16,10 @@ PDF_MODES = ("shell", "pair-fraction")
 class PairDistribution:
     """A full or partial pair distribution function averaged over frames.
 
-    mode "shell": counts per bin divided by the bin's shell volume 4/3 pi (r_hi^3 - r_lo^3), the
-    number of frames and N_a (N_b - [a, b overlap]) pairs: units 1/Å^3 (thesis section 3.6.1 text).
-    mode "pair-fraction": counts per bin divided by the number of frames and ordered pairs, as in
+    mode "shell": counts per bin divided by the bin's shell volume 4/3 pi (r_hi^3 - r_lo^3) and by
+    the reference (A) atoms summed over frames: the number density of B atoms around an A atom,
+    1/Å^3 (thesis section 3.6.1, text).
+    mode "pair-fraction": counts per bin divided by the ordered A-B pairs summed over frames, as in
     the thesis's equation 3.1; dimensionless, sums to the fraction of pairs closer than r_max.
     """
 
@@ -81,7 +82,7 @@ class MeanSquaredDisplacement:
 
 @dataclass(frozen=True)
 class NetForce:
-    """Sum of all atomic forces per frame: near zero for a conservative, translation-invariant model."""
+    """Sum of all atomic forces per frame: near zero for a translation-invariant model."""
 
     time_fs: np.ndarray  # (F,)
     vector_eV_per_A: np.ndarray  # (F, 3)

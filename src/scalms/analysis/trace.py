@@ -11,7 +11,7 @@ from scalms.analysis._common import Element, element_number, frames_array, prese
 from scalms.analysis.results import SoluteTrace
 
 _CHUNK_PROJECTIONS = 2**22
-"""Projections per torch call (32 MB in float64)."""
+"""Values per frame chunk (projections and positions; 32 MB in float64)."""
 
 
 def solute_trace(
@@ -72,7 +72,8 @@ def solute_trace(
     distance = np.empty((n_frames, indices.size))
     surface = np.empty((n_frames, indices.size))
     device = torch.device(device)
-    frame_chunk = max(1, _CHUNK_PROJECTIONS // (indices.size * candidates.size))
+    # per frame: the projections, and the frame's positions relative to the centre
+    frame_chunk = max(1, _CHUNK_PROJECTIONS // ((indices.size + 3) * n_atoms))
     candidates_t = torch.as_tensor(candidates, device=device)
     indices_t = torch.as_tensor(indices, device=device)
     for start in range(0, n_frames, frame_chunk):

@@ -38,6 +38,9 @@ ModelFilter = Annotated[list[str] | None, typer.Option("--model", "-m", help="On
 StructureFilter = Annotated[
     list[str] | None, typer.Option("--structure", "-s", help="Only these structures.")
 ]
+AnalysisDevice = Annotated[
+    str, typer.Option("--device", help="torch device for the heavy parts: cpu or cuda[:N].")
+]
 ElementArgument = Annotated[str, typer.Option("--element", "-e", help="Element symbol or number.")]
 
 
@@ -96,6 +99,7 @@ def pdf(
     model: ModelFilter = None,
     structure: StructureFilter = None,
     plot: PlotOption = True,
+    device: AnalysisDevice = "cpu",
 ) -> None:
     """Full and partial pair distribution functions of every run."""
     _run(
@@ -109,6 +113,7 @@ def pdf(
         pdf_r_max_A=r_max_A,
         pdf_bins=bins,
         pdf_mode=mode,
+        device=device,
     )
 
 
@@ -126,6 +131,7 @@ def trace(
     model: ModelFilter = None,
     structure: StructureFilter = None,
     plot: PlotOption = True,
+    device: AnalysisDevice = "cpu",
 ) -> None:
     """Distance of ELEMENT's atoms from the centre of mass and from the adaptive surface.
 
@@ -141,6 +147,7 @@ def trace(
         surface_elements=surface_element,
         surface_atoms=surface_atoms,
         final_fraction=final_fraction,
+        device=device,
     )
 
 
@@ -159,6 +166,7 @@ def diffusion(
     model: ModelFilter = None,
     structure: StructureFilter = None,
     plot: PlotOption = True,
+    device: AnalysisDevice = "cpu",
 ) -> None:
     """Mean squared displacement of ELEMENT and its diffusion coefficient (cm²/s)."""
     _run(
@@ -172,6 +180,7 @@ def diffusion(
         msd_max_lag_fs=max_lag_fs,
         msd_fit_fs=fit_fs,
         msd_origin_stride=origin_stride,
+        device=device,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -41,6 +42,7 @@ class AnalysisRequest:
     pdf_mode: str = "shell"
     final_fraction: float = 0.5
     thermo: bool = True
+    device: str = "cpu"  # torch device for the heavy analyses (PDF, MSD, trace)
 
     def __post_init__(self) -> None:
         from scalms.analysis import parse_pair
@@ -147,6 +149,7 @@ def run_analyses(
         "r_max_A": request.pdf_r_max_A,
         "n_bins": request.pdf_bins,
         "mode": request.pdf_mode,
+        "device": request.device,
     }
     paths = [Path(results)] if isinstance(results, str | Path) else [Path(p) for p in results]
     for ref, trajectory in _selected(paths, open_runs, models, structures):
@@ -156,11 +159,20 @@ def run_analyses(
             progress(name)
 
         def attempt(what: str, compute: Callable[[], Any], name=name):
-            try:
-                return compute()
-            except (ValueError, ScalmsError) as err:
-                output.notes.append(f"{name}: {what} skipped: {err}")
-                return None
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", UserWarning)
+                try:
+                    result = compute()
+                except (ValueError, ScalmsError) as err:
+                    output.notes.append(f"{name}: {what} skipped: {err}")
+                    return None
+            # Analyses warn when they had to adapt a request (a lag clipped to the run's length).
+            output.notes.extend(
+                f"{name}: {what}: {w.message}"
+                for w in caught
+                if issubclass(w.category, UserWarning)
+            )
+            return result
 
         if trajectory.n_frames < 2:
             output.notes.append(f"{name}: {trajectory.n_frames} frame(s), nothing to analyse")
@@ -191,6 +203,7 @@ def run_analyses(
                     request.trace,
                     n_surface=request.surface_atoms,
                     surface_elements=request.surface_elements,
+                    device=request.device,
                 ),
             )
             if trace is not None:
@@ -218,6 +231,7 @@ def run_analyses(
                     origin_stride=request.msd_origin_stride,
                     fit_start_fs=request.msd_fit_fs[0] if request.msd_fit_fs else None,
                     fit_end_fs=request.msd_fit_fs[1] if request.msd_fit_fs else None,
+                    device=request.device,
                 ),
             )
             if msd is not None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable
-from itertools import pairwise
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np

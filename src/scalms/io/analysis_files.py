@@ -38,12 +38,12 @@ def _encode(value: Any) -> Any:
     return value
 
 
-def _decode(value: Any, annotation: str = "") -> Any:
+def _decode(value: Any) -> Any:
     if isinstance(value, dict) and "__array__" in value:
         return np.asarray(value["__array__"], dtype=value["dtype"])
     if isinstance(value, dict) and "__record__" in value:
         cls = RECORD_TYPES[value["__record__"]]
-        kwargs = {f.name: _decode(value[f.name], str(f.type)) for f in dataclasses.fields(cls)}
+        kwargs = {f.name: _decode(value[f.name]) for f in dataclasses.fields(cls)}
         return cls(**kwargs)
     if isinstance(value, list):
         return tuple(_decode(v) for v in value)

@@ -8,6 +8,7 @@ ASE, structure by structure, from step 0.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -58,6 +59,16 @@ def plan_batches(runs: list[dict], atoms: dict, model, device: str, max_batch_at
         batcher.load_states(state)
         batches.extend([[labels[i] for i in sorted(b)] for b in batcher.index_bins])
     return batches
+
+
+def batch_checkpoint(folder: Path, labels: list[str]) -> Path:
+    """A batch's checkpoint, named by its members so that a re-planned batch never reuses it."""
+    digest = hashlib.sha1("\n".join(labels).encode()).hexdigest()[:12]
+    return folder / f"batch-{digest}.pt"
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    return "out of memory" in str(err).lower()
 
 
 class Job:
@@ -125,8 +136,8 @@ class Job:
         Path(self.task.output).write_text(text)
 
     # -- engines ---------------------------------------------------------------------------
-    def _torchsim_batch(self, index: int, labels: list[str], model, progress) -> None:
-        checkpoint_path = self.checkpoints / f"batch-{index:03d}.pt"
+    def _torchsim_batch(self, labels: list[str], model, progress) -> None:
+        checkpoint_path = batch_checkpoint(self.checkpoints, labels)
         resume = torchsim_md.load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
         step = None if resume is None else int(resume["step"])
         runs = [BatchRun(lb, self.atoms[lb], self._writer(lb, "torchsim", step)) for lb in labels]
@@ -176,35 +187,7 @@ class Job:
                 self.summary["notes"].append(f"{err}; used ASE")
                 emit("fallback", message=f"{err}; used ASE")
         if model is not None:
-            batches = self._batches(model)
-            for index, labels in enumerate(batches):
-                todo = [lb for lb in labels if not self.complete[lb]]
-                if not todo or any(backend_of.get(lb) == "ase" for lb in labels):
-                    continue
-                emit(
-                    "status",
-                    message=f"TorchSim batch {index + 1}/{len(batches)} ({len(labels)} structures)",
-                )
-                started = time.perf_counter()
-                try:
-                    self._torchsim_batch(index, labels, model, progress)
-                except ScalmsError:
-                    raise
-                except Exception as err:  # often out of GPU memory: ASE takes the batch
-                    if self.requested == "torchsim":
-                        raise
-                    note = (
-                        f"TorchSim failed ({type(err).__name__}: {err}); ran with ASE from step 0"
-                    )
-                    emit("fallback", message=note)
-                    for label in labels:
-                        self._ase_run(label, self._calculator(), progress, fresh=True)
-                        self.complete[label] = True
-                    self._record(labels, "ase", note)
-                    continue
-                for label in labels:
-                    self.complete[label] = True
-                self._record(labels, "torchsim", seconds=time.perf_counter() - started)
+            self._run_torchsim(model, backend_of, progress)
         for label in [lb for lb in pending if not self.complete[lb]]:
             emit("status", message=f"ASE: {label}")
             started = time.perf_counter()
@@ -213,6 +196,55 @@ class Job:
             note = "; ".join(self.summary["notes"])
             self._record([label], "ase", note, time.perf_counter() - started)
         return None
+
+    def _run_torchsim(self, model, backend_of: dict[str, str], progress: _Steps) -> None:
+        """Every batch with unfinished runs; a batch out of memory is halved and run again."""
+        queue = list(self._batches(model))
+        while queue:
+            labels = queue.pop(0)
+            todo = [lb for lb in labels if not self.complete[lb]]
+            if not todo or any(backend_of.get(lb) == "ase" for lb in labels):
+                continue
+            emit("status", message=f"TorchSim: {len(labels)} structure(s) in one batch")
+            started, done_before = time.perf_counter(), progress.done
+            try:
+                self._torchsim_batch(labels, model, progress)
+            except ScalmsError:
+                raise
+            except Exception as err:
+                progress.done = done_before  # the batch's steps are done again
+                if is_out_of_memory(err) and len(labels) > 1:
+                    halves = [labels[: len(labels) // 2], labels[len(labels) // 2 :]]
+                    note = (
+                        f"TorchSim ran out of memory with {len(labels)} structures in a batch; "
+                        f"running them as {len(halves[0])} + {len(halves[1])} from step 0"
+                    )
+                    emit("fallback", message=note)
+                    self.summary["notes"].append(note)
+                    self._replace_batch(labels, halves)
+                    queue[:0] = halves
+                    continue
+                if self.requested == "torchsim":
+                    raise
+                note = f"TorchSim failed ({type(err).__name__}: {err}); ran with ASE from step 0"
+                emit("fallback", message=note)
+                for label in labels:
+                    self._ase_run(label, self._calculator(), progress, fresh=True)
+                    self.complete[label] = True
+                self._record(labels, "ase", note)
+                continue
+            for label in labels:
+                self.complete[label] = True
+            self._record(labels, "torchsim", seconds=time.perf_counter() - started)
+
+    def _replace_batch(self, labels: list[str], parts: list[list[str]]) -> None:
+        """Swap a batch for its parts in the saved plan, and drop its checkpoint."""
+        plan = self.checkpoints / "batches.json"
+        batches = json.loads(plan.read_text())
+        index = batches.index(labels)
+        batches[index : index + 1] = parts
+        plan.write_text(json.dumps(batches))
+        batch_checkpoint(self.checkpoints, labels).unlink(missing_ok=True)
 
     def _previous_backends(self) -> dict[str, str]:
         """Which engine each unfinished run started on: a resume must stay on it."""
