@@ -271,6 +271,7 @@ def plot(rows: list[dict]) -> bool:
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.ticker import FuncFormatter, NullLocator
     except ImportError:
         print("matplotlib is not installed here: no plot")
         return False
@@ -296,10 +297,13 @@ def plot(rows: list[dict]) -> bool:
             + (", no I/O" if no_io else ""),
         )
     axes.set_xscale("log", base=2)
+    axes.set_yscale("log")
     ticks = sorted({int(row["n_systems"]) for row in rows})
     axes.set_xticks(ticks, [str(t) for t in ticks])
-    axes.minorticks_off()
-    axes.set_yscale("log")
+    axes.xaxis.set_minor_locator(NullLocator())
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    axes.yaxis.set_major_formatter(plain)
+    axes.yaxis.set_minor_formatter(plain)
     axes.set_xlabel("nanoparticles (55 atoms each)")
     axes.set_ylabel("atom-steps per second")
     axes.set_title("SevenNet-0 MD throughput, Ga54Pt icosahedra, NVT 450 K")
