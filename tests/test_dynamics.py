@@ -287,3 +287,85 @@ def test_a_failing_batch_falls_back_to_ase_and_says_why(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="kernel failed"):
         (tmp_path / "x").mkdir()
         md_job.Job(_md_task(tmp_path / "x", [ga_cluster(3)], settings, "torchsim"), "cpu").run()
+
+
+# -- temperature programs (a melt's stages) ---------------------------------------------
+
+STAGES = [(60, 300.0), (90, 1500.0), (60, 300.0)]
+
+
+def test_a_temperature_program_is_checked_and_read_stage_by_stage():
+    settings = MDSettings.staged(STAGES, time_step_fs=2.0, save_interval=5)
+    assert settings.n_steps == 210 and settings.temperature_K == 300
+    assert [settings.temperature_at(s) for s in (1, 60, 61, 150, 151, 210)] == [
+        300,
+        300,
+        1500,
+        1500,
+        300,
+        300,
+    ]
+    # The manifest stores the program as JSON lists; it reads back to the same settings.
+    import json
+
+    assert MDSettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
+    with pytest.raises(ScalmsError) as err:
+        MDSettings(n_steps=100, temperature_K=500, temperature_program=((50, 300), (20, -5)))
+    for part in ("add up to 70 steps", "first stage runs at 300 K", "must not be negative"):
+        assert part in str(err.value)
+    with pytest.raises(ScalmsError, match="NVE has no thermostat"):
+        MDSettings.staged(STAGES, ensemble="nve")
+
+
+def _stage_temperatures(trajectory, settings):
+    """Mean temperature over the second half of each stage."""
+    means, start = [], 0
+    for n, _ in settings.temperature_program:
+        half = (trajectory.step > start + n // 2) & (trajectory.step <= start + n)
+        means.append(trajectory.temperature_K[half].mean())
+        start += n
+    return means
+
+
+@pytest.mark.parametrize("engine", ["torchsim", "ase"])
+def test_both_engines_follow_the_temperature_program(tmp_path, engine, lj_torchsim, lj_ase):
+    settings = MDSettings.staged(STAGES, time_step_fs=2.0, save_interval=2, thermostat_time_fs=20)
+    atoms = ga_cluster(3)
+    if engine == "torchsim":
+        runs = _torchsim_runs(tmp_path, [atoms], settings)
+        torchsim_md.run_batch(runs, lj_torchsim, settings, tmp_path / "b.pt", "cpu")
+        _close(runs)
+    else:
+        run = BatchRun("s0", atoms, _writer(tmp_path / "s0.h5md", atoms, settings))
+        ase_md.run_one(run, lj_ase, settings, tmp_path / "s0.npz")
+        run.writer.close()
+    cold, hot, back = _stage_temperatures(read_trajectory(tmp_path / "s0.h5md"), settings)
+    assert 200 < cold < 450 and 1100 < hot < 1900 and 200 < back < 600
+    assert hot > 3 * cold
+
+
+def test_a_run_cut_in_the_hot_stage_resumes_to_the_same_frames(tmp_path, lj_torchsim):
+    settings = MDSettings.staged(
+        STAGES, time_step_fs=2.0, save_interval=5, checkpoint_every=4, seed=3
+    )
+    structures = [ga_cluster(3, seed=0)]
+    (tmp_path / "whole").mkdir()
+    runs = _torchsim_runs(tmp_path / "whole", structures, settings)
+    torchsim_md.run_batch(runs, lj_torchsim, settings, tmp_path / "whole" / "b.pt", "cpu")
+    _close(runs)
+    (tmp_path / "cut").mkdir()
+    _interrupted_then_resumed(tmp_path / "cut", structures, settings, lj_torchsim, stop_after=97)
+    whole = read_trajectory(tmp_path / "whole" / "s0.h5md")
+    cut = read_trajectory(tmp_path / "cut" / "s0.h5md")
+    assert list(cut.step) == list(whole.step) == list(range(0, 211, 5))
+    np.testing.assert_allclose(cut.positions, whole.positions, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(cut.temperature_K, whole.temperature_K, rtol=0, atol=1e-8)
+
+
+def test_ase_refuses_a_program_its_thermostat_cannot_follow(tmp_path, lj_ase):
+    settings = MDSettings.staged(STAGES, ensemble="nvt-nose-hoover")
+    atoms = ga_cluster(3)
+    run = BatchRun("s0", atoms, _writer(tmp_path / "s0.h5md", atoms, settings))
+    with pytest.raises(ScalmsError, match="nvt-langevin only"):
+        ase_md.run_one(run, lj_ase, settings, tmp_path / "s0.npz")
+    run.writer.close()

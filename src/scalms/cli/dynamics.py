@@ -52,6 +52,14 @@ def run(
         str,
         typer.Option(help="nvt-langevin, nvt-nose-hoover, nve, or npt (periodic cells)."),
     ] = "nvt-langevin",
+    stage: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--stage",
+            help="A temperature stage STEPS:KELVIN; repeat to run stages back to back (heat, "
+            "cool). Replaces --n-steps and --temperature-K.",
+        ),
+    ] = None,
     save_interval: Annotated[int, typer.Option(help="Steps between saved frames.")] = 10,
     checkpoint_every: Annotated[
         int, typer.Option(help="Saved frames between checkpoints (resume points).")
@@ -107,21 +115,23 @@ def run(
     from scalms.config import load_config
     from scalms.dynamics.analyses import AnalysisRequest
     from scalms.dynamics.run import start_dynamics
-    from scalms.dynamics.settings import MDSettings
+    from scalms.dynamics.settings import MDSettings, parse_stages
 
     terminate_like_ctrl_c()
     console = make_console()
-    settings = MDSettings(
-        n_steps=n_steps,
-        time_step_fs=time_step_fs,
-        temperature_K=temperature_K,
-        ensemble=ensemble,
-        save_interval=save_interval,
-        checkpoint_every=checkpoint_every,
-        thermostat_time_fs=thermostat_time_fs,
-        pressure_bar=pressure_bar,
-        seed=seed,
-    )
+    common = {
+        "time_step_fs": time_step_fs,
+        "ensemble": ensemble,
+        "save_interval": save_interval,
+        "checkpoint_every": checkpoint_every,
+        "thermostat_time_fs": thermostat_time_fs,
+        "pressure_bar": pressure_bar,
+        "seed": seed,
+    }
+    if stage:
+        settings = MDSettings.staged(parse_stages(stage), **common)
+    else:
+        settings = MDSettings(n_steps=n_steps, temperature_K=temperature_K, **common)
     request = AnalysisRequest.from_options(
         pdf=pdf,
         partial_pdf=partial_pdf,

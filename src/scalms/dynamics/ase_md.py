@@ -114,6 +114,10 @@ def run_one(
         rng.bit_generator.state = resume_from["rng"]
     # Built after the atoms are restored: some integrators copy positions and momenta at start.
     dyn = _dynamics(atoms, settings, rng)
+    if settings.temperature_program and not hasattr(dyn, "set_temperature"):
+        raise ScalmsError(
+            "temperature programs run on ASE with nvt-langevin only; use it, or --backend torchsim"
+        )
     if resume_from is None:
         run.writer.append(step=0, **_frame(atoms, settings))
         save_checkpoint(checkpoint, atoms, dyn, rng, 0)
@@ -121,6 +125,8 @@ def run_one(
         dyn._thermostat._eta[:] = resume_from["thermostat_eta"]
         dyn._thermostat._p_eta[:] = resume_from["thermostat_p_eta"]
     while step < settings.n_steps:
+        if settings.temperature_program:  # the thermostat follows the stages
+            dyn.set_temperature(temperature_K=settings.temperature_at(step + 1))
         dyn.step()
         dyn.nsteps += 1
         step += 1

@@ -37,6 +37,10 @@ class MDSettings:
     seed: int = 0
     save_velocities: bool = True
     save_forces: bool = True
+    temperature_program: tuple[tuple[int, float], ...] = ()
+    """Stages of (steps, temperature K) run one after another, e.g. a melt: equilibrate, heat,
+    cool back. Empty: ``temperature_K`` throughout. The stages' steps add up to ``n_steps`` and
+    the first stage's temperature is ``temperature_K`` (velocities start at it)."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -58,8 +62,53 @@ class MDSettings:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 problems.append(f"{name} must be positive, got {value}")
+        problems += self._program_problems()
         if problems:
             raise ScalmsError("; ".join(problems))
+
+    def _program_problems(self) -> list[str]:
+        if not self.temperature_program:
+            return []
+        # JSON brings the stages back as lists: keep the record hashable and comparable.
+        program = tuple((int(n), float(t)) for n, t in self.temperature_program)
+        object.__setattr__(self, "temperature_program", program)
+        problems = []
+        if any(n < 1 for n, _ in program):
+            problems.append("every temperature stage needs at least 1 step")
+        if any(t < 0 for _, t in program):
+            problems.append("stage temperatures must not be negative")
+        if sum(n for n, _ in program) != self.n_steps:
+            problems.append(
+                f"the temperature stages add up to {sum(n for n, _ in program)} steps, "
+                f"n_steps is {self.n_steps}"
+            )
+        if program[0][1] != self.temperature_K:
+            problems.append(
+                f"the first stage runs at {program[0][1]:g} K but temperature_K is "
+                f"{self.temperature_K:g} K"
+            )
+        if self.ensemble == "nve":
+            problems.append("NVE has no thermostat to follow a temperature program")
+        return problems
+
+    @classmethod
+    def staged(cls, stages: list[tuple[int, float]], **kwargs) -> MDSettings:
+        """Settings running ``stages`` of (steps, K) back to back."""
+        return cls(
+            n_steps=sum(n for n, _ in stages),
+            temperature_K=stages[0][1],
+            temperature_program=tuple(stages),
+            **kwargs,
+        )
+
+    def temperature_at(self, step: int) -> float:
+        """Thermostat temperature (K) of the step that ends at ``step`` (1 to n_steps)."""
+        end = 0
+        for n, temperature in self.temperature_program:
+            end += n
+            if step <= end:
+                return temperature
+        return self.temperature_K
 
     @property
     def thermostat_fs(self) -> float:
@@ -92,3 +141,17 @@ class MDSettings:
         if unknown:
             raise ScalmsError(f"unknown MD setting(s): {', '.join(unknown)}")
         return cls(**data)
+
+
+def parse_stages(texts: list[str]) -> list[tuple[int, float]]:
+    """Stages written ``STEPS:KELVIN`` ("2000:450") as (steps, temperature K) pairs."""
+    stages, problems = [], []
+    for text in texts:
+        steps, _, kelvin = text.partition(":")
+        try:
+            stages.append((int(steps), float(kelvin)))
+        except ValueError:
+            problems.append(f"a stage is STEPS:KELVIN, like 2000:450; got {text!r}")
+    if problems:
+        raise ScalmsError("; ".join(problems))
+    return stages

@@ -188,7 +188,10 @@ def run_batch(
     else:
         state = _restore(state, resume_from, labels)
         step = int(resume_from["step"])
+    kT_per_K = ts.units.MetalUnits.temperature
     while step < settings.n_steps:
+        if settings.temperature_program:  # the thermostat follows the stages
+            step_kwargs["kT"] = settings.temperature_at(step + 1) * kT_per_K
         state = step_fn(state, model, **step_kwargs)
         step += 1
         if settings.is_frame(step):
