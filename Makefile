@@ -14,7 +14,7 @@ $(INSTALLED): pyproject.toml
 		echo "python$(PYTHON_VERSION) not found: install it (pyenv install $(PYTHON_VERSION))"; exit 1; }
 	python$(PYTHON_VERSION) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,benchmark]'
 	touch $@
 
 install: $(INSTALLED)

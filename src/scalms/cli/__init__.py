@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from scalms.cli import analyze, dynamics, env, io, models, report, static
+from scalms.cli.benchmark import app as benchmark_app
 
 app = typer.Typer(
     name="scalms",
@@ -20,6 +21,7 @@ app = typer.Typer(
 app.add_typer(env.app, name="env", rich_help_panel="Set-up")
 app.add_typer(models.app, name="models", rich_help_panel="Set-up")
 app.command("static", rich_help_panel="Evaluate")(static.static)
+app.add_typer(benchmark_app, name="benchmark", rich_help_panel="Evaluate")
 app.add_typer(io.app, name="io", rich_help_panel="Results")
 app.add_typer(dynamics.app, name="dynamics", rich_help_panel="Dynamics")
 app.add_typer(analyze.app, name="analyze", rich_help_panel="Dynamics")

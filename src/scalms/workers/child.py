@@ -19,6 +19,7 @@ from scalms.workers.task import Task
 JOBS = {
     "static": "scalms.workers.static_job",
     "md": "scalms.workers.md_job",
+    "cost": "scalms.workers.cost_job",
 }
 EXIT_OK, EXIT_CRASH, EXIT_USER, EXIT_OOM = 0, 1, 2, 3
 
