@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from scalms.cli import analyze, dynamics, env, io, models, report, static
+from scalms.cli import analyze, dynamics, env, geometry, io, models, report, static
 from scalms.cli.benchmark import app as benchmark_app
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(env.app, name="env", rich_help_panel="Set-up")
+app.add_typer(geometry.app, name="geometry", rich_help_panel="Build")
 app.add_typer(models.app, name="models", rich_help_panel="Set-up")
 app.command("static", rich_help_panel="Evaluate")(static.static)
 app.add_typer(benchmark_app, name="benchmark", rich_help_panel="Evaluate")
