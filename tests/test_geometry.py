@@ -298,3 +298,37 @@ def test_bad_placement_settings_are_refused():
         PlacementSettings(min_distance_A=0)
     with pytest.raises(ScalmsError, match="max_attempts must be at least 1"):
         PlacementSettings(max_attempts=0)
+
+
+# -- melt checks -------------------------------------------------------------------------
+
+
+def _walk_trajectory(n_frames: int, frame_fs: float):
+    from scalms.trajectory import Trajectory
+
+    rng = np.random.default_rng(5)
+    base = wulff_particle(bulk_crystal("Ga"), shipped_surface_energies("Ga"), 50).atoms.positions
+    positions = base + np.cumsum(rng.normal(scale=0.3, size=(n_frames, *base.shape)), axis=0)
+    positions[0] = base
+    return Trajectory(
+        positions=positions,
+        numbers=np.full(len(base), 31),
+        masses=np.full(len(base), 69.72),
+        cell=np.tile(np.eye(3) * 30, (n_frames, 1, 1)),
+        pbc=np.zeros(3, bool),
+        step=np.arange(n_frames) * 10,
+        time_fs=np.arange(n_frames) * frame_fs,
+        time_step_fs=frame_fs / 10,
+        save_interval=10,
+        temperature_K=np.full(n_frames, 450.0),
+    )
+
+
+def test_the_melt_check_judges_only_a_long_enough_last_stage():
+    from scalms.geometry.melt import check_melt
+
+    long = check_melt(_walk_trajectory(60, 50.0), final_steps=400)  # 41 frames, 2 ps
+    assert long.n_frames == 41 and long.lindemann > 0.1 and long.liquid is True
+    assert long.q6_crystal > 0.3 and long.q6_final < long.q6_crystal
+    short = check_melt(_walk_trajectory(60, 10.0), final_steps=400)  # 0.4 ps
+    assert short.lindemann is not None and short.liquid is None

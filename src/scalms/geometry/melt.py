@@ -20,6 +20,10 @@ from scalms.trajectory import Trajectory
 
 GA_MELTING_K = 302.9
 GA_BOILING_K = 2477.0
+MIN_LINDEMANN_WINDOW_FS = 1000.0
+"""The Lindemann index of a liquid grows with the window it is taken over; over less than about
+a picosecond a liquid particle can stay under the criterion, so shorter last stages get no
+verdict (their index is still reported)."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ class MeltCheck:
     lindemann: float | None  # None for periodic cells
     q6_crystal: float | None  # global Q6 of the starting crystal (non-periodic only)
     q6_final: float | None  # global Q6 of the last frame
-    liquid: bool | None  # by the Lindemann criterion; None when it cannot tell
+    liquid: bool | None  # by the Lindemann criterion; None when it cannot tell (window too short)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,11 +120,13 @@ def check_melt(trajectory: Trajectory, final_steps: int) -> MeltCheck:
         return MeltCheck(final.n_frames, temperature, None, None, None, None)
     cutoff = bond_cutoff_A(trajectory.positions[0])
     lindemann = lindemann_index(final.positions) if final.n_frames >= 2 else None
+    window_fs = final.time_fs[-1] - final.time_fs[0]
+    judged = lindemann is not None and window_fs >= MIN_LINDEMANN_WINDOW_FS
     return MeltCheck(
         n_frames=final.n_frames,
         temperature_K=temperature,
         lindemann=lindemann,
         q6_crystal=bond_order(trajectory.positions[0], cutoff),
         q6_final=bond_order(final.positions[-1], cutoff),
-        liquid=None if lindemann is None else lindemann > LIQUID_LINDEMANN,
+        liquid=lindemann > LIQUID_LINDEMANN if judged else None,
     )
