@@ -31,7 +31,7 @@ from scalms.config import ModelEntry
 from scalms.errors import ScalmsError
 from scalms.geometry.alloy import formula_label, substitute
 from scalms.geometry.crystals import SurfaceEnergies
-from scalms.geometry.melt import MeltCheck, MeltProtocol
+from scalms.geometry.melt import MeltCheck, MeltProtocol, check_melt
 from scalms.workers.fanout import Reporter
 
 MANIFEST = "geometry.json"
@@ -55,6 +55,10 @@ class SoluteRequest:
             raise ScalmsError("with --solute give either --fraction or --count")
         if len(set(self.elements)) != len(self.elements):
             raise ScalmsError(f"a solute is listed twice: {list(self.elements)}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SoluteRequest:
+        return cls(**{**data, "elements": tuple(data["elements"])})
 
     def apply(self, atoms: Atoms, element: str, seed: int) -> Atoms:
         return substitute(
@@ -298,52 +302,50 @@ def finish(layout: Layout, manifest: dict[str, Any], run: GeometryRun) -> Geomet
     from ase.io import read, write
 
     protocol = MeltProtocol(**manifest["protocol"]) if manifest["protocol"] else None
-    solutes = SoluteRequest(
-        **{**manifest["solutes"], "elements": tuple(manifest["solutes"]["elements"])}
-    )
+    solutes = SoluteRequest.from_dict(manifest["solutes"])
     seed = manifest["request"].get("seed", 0)
-    finals: dict[str, Atoms] = {}
+    melts = {}  # label -> melt trajectory, read once for the checks and the report
+    if protocol is not None:
+        model = manifest["model"]["name"]
+        for label in manifest["crystals"]:
+            trajectory = _finished_melt(layout, model, label)
+            if trajectory is None:
+                run.notes.append(
+                    f"{label}: the melt did not finish; `scalms geometry resume` continues it"
+                )
+                continue
+            melts[label] = trajectory
+            _record_check(run.particles, label, check_melt(trajectory, protocol.final_steps))
     for particle in run.particles:
         source = particle.melted_from or particle.label
         if protocol is None:
-            finals[source] = read(layout.crystal(source))
-        elif source not in finals:
-            melted = _melted(layout, manifest, source, protocol, run)
-            if melted is not None:
-                trajectory, check = melted
-                finals[source] = trajectory.atoms(-1)
-                _record_check(run.particles, source, check)
-        if source not in finals:
+            atoms = read(layout.crystal(source))
+        elif source in melts:
+            atoms = melts[source].atoms(-1)
+        else:
             continue
-        atoms = finals[source]
         if particle.melted_from is not None:  # a solute added after melting
             atoms = solutes.apply(atoms, particle.solute, seed)
-        atoms.calc = None
+        atoms.calc = None  # a starting structure: the model's energy of the melt would mislead
         write(layout.final(particle.label), atoms, format="extxyz")
         particle.final = str(layout.final(particle.label))
     manifest["particles"] = [asdict(p) for p in run.particles]
     _write_manifest(layout, manifest)
     _write_table(layout, run.particles)
     if protocol is not None:
-        _write_report(layout, manifest, run)
+        _write_report(layout, manifest, run, melts, protocol)
     return run
 
 
-def _melted(layout, manifest, label, protocol, run):
-    """The melt trajectory of ``label`` and its check, or None when it did not finish."""
-    from scalms.geometry.melt import check_melt
+def _finished_melt(layout: Layout, model: str, label: str):
+    """The melt trajectory of ``label``, or None when it did not finish."""
     from scalms.io.results import list_runs, read_run
 
     results = layout.melt / "MD_dynamics_results.h5"
-    model = manifest["model"]["name"]
     done = results.exists() and any(
         r.model == model and r.structure == label and r.complete for r in list_runs(results)
     )
-    if not done:
-        run.notes.append(f"{label}: the melt did not finish; `scalms geometry resume` continues it")
-        return None
-    trajectory = read_run(results, model, label)
-    return trajectory, check_melt(trajectory, protocol.final_steps)
+    return read_run(results, model, label) if done else None
 
 
 def _record_check(particles: list[Particle], source: str, check: MeltCheck) -> None:
@@ -425,24 +427,23 @@ def _write_table(layout: Layout, particles: list[Particle]) -> None:
         writer.writerows(table_rows(particles))
 
 
-def _write_report(layout: Layout, manifest: dict[str, Any], run: GeometryRun) -> Path:
+def _write_report(
+    layout: Layout,
+    manifest: dict[str, Any],
+    run: GeometryRun,
+    melts: dict[str, Any],
+    protocol: MeltProtocol,
+) -> Path:
     """PDF of each melted particle (first frame against the final stage) and the table."""
-    from ase.io import read
-
     from scalms.analysis import pair_distribution
     from scalms.dynamics.analyses import AnalysisOutput
-    from scalms.io.results import read_run
     from scalms.plots.pdf import save_pair_distribution
     from scalms.plots.report import FigureEntry, Table, write_report
 
     figures = []
-    results = layout.melt / "MD_dynamics_results.h5"
-    model = manifest["model"]["name"]
-    protocol = MeltProtocol(**manifest["protocol"])
-    for label in manifest["crystals"]:
-        if not layout.final(label).exists() or read(layout.final(label)).pbc.any():
+    for label, trajectory in melts.items():
+        if trajectory.pbc.any():  # a periodic PDF needs images: see `scalms analyze pdf`
             continue
-        trajectory = read_run(results, model, label)
         final = trajectory.select(trajectory.step >= trajectory.step[-1] - protocol.final_steps)
         curves = {
             "crystal (step 0)": pair_distribution(trajectory.positions[:1]),
@@ -460,9 +461,9 @@ def _write_report(layout: Layout, manifest: dict[str, Any], run: GeometryRun) ->
         for f in melt_output.figures
     ]
     parameters = {
-        "model": model,
+        "model": manifest["model"]["name"],
         **{f"melt {k}": v for k, v in manifest["protocol"].items()},
-        "stages (steps, K)": MeltProtocol(**manifest["protocol"]).stages(),
+        "stages (steps, K)": protocol.stages(),
         **{f"request {k}": v for k, v in manifest["request"].items()},
     }
     tables = [Table("Structures", TABLE_HEADER, table_rows(run.particles))]
