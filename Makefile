@@ -29,6 +29,8 @@ demo: install
 	$(BIN)/scalms static examples/Ga54Pt_icosahedron.xyz examples/Ga144Pt3_icosahedron.xyz \
 		examples/Ga54Pt_rattled.extxyz examples/Ga32_periodic.extxyz --model 7net-0 --backend both --device cpu \
 		--out $(DEMO_DIR)/static.h5 --overwrite
+	$(BIN)/scalms benchmark accuracy tests/data/cp2k_GaPt_clusters.extxyz --model 7net-0 --device cpu \
+		--working-dir $(DEMO_DIR)/benchmark --overwrite
 	$(BIN)/scalms dynamics run examples/Ga54Pt_icosahedron.xyz examples/Ga144Pt3_icosahedron.xyz \
 		--model 7net-0 --working-dir $(DEMO_DIR)/md --overwrite --device cpu \
 		--n-steps 250 --time-step-fs 2 --temperature-K 450 --save-interval 5 \

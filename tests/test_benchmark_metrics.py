@@ -122,3 +122,15 @@ def test_spread_that_tracks_error_correlates_fully_and_ties_share_ranks():
     assert np.all(np.diff(relation.bin_error) > 0)
     unrelated = spread_vs_error(spread, np.ones(50))
     assert np.isnan(unrelated.pearson)
+
+
+def test_aligned_energy_r2_measures_what_the_composition_does_not_explain():
+    # Three Ga4 frames; the model sits 5 eV per atom off and errs by +0.1, -0.1 and 0 eV.
+    numbers, n_atoms = np.full(12, 31), np.array([4, 4, 4])
+    reference = np.array([-10.0, -10.4, -9.8])
+    error = np.array([0.1, -0.1, 0.0])
+    errors = energy_errors(reference, reference + 20.0 + error, numbers, n_atoms)
+    assert errors.offsets_eV["Ga"] == pytest.approx(5.0)
+    assert errors.aligned_per_atom.mae == pytest.approx(0.2 / 3 / 4)
+    spread = reference - reference.mean()  # one composition: the fit is the mean
+    assert errors.aligned_per_atom.r2 == pytest.approx(1 - np.sum(error**2) / np.sum(spread**2))

@@ -132,8 +132,9 @@ def averaged(record: dict[str, Any], samples: list[Sample]) -> dict[str, Any]:
         counts = Counter(getattr(s, name) for s in mine)
         return counts.most_common(1)[0][0] if counts else "none"
 
+    timing = {k: v for k, v in record.items() if k != "step_s"}  # every step: in cost.json
     return {
-        **record,
+        **timing,
         "n_samples": len(mine),
         "cpu_percent_mean": _mean([s.cpu_percent for s in mine]),
         "cpu_percent_max": _max([s.cpu_percent for s in mine]),
@@ -200,13 +201,19 @@ def run_cost(
     until_oom: bool = False,
     max_systems: int = 4096,
     warmup_steps: int = 1,
+    cpu_threads: int | None = None,
     sample_interval_s: float = 0.25,
     timeout_s: float | None = None,
     reporter: Reporter | None = None,
     plot: bool = True,
 ) -> CostRun:
     """Time ``settings.n_steps`` of MD of every structure with every model, and sample the
-    resources each child uses. Structures run from the smallest to the largest."""
+    resources each child uses. Structures run from the smallest to the largest.
+
+    ``cpu_threads`` sets torch's thread count in each child (default: torch's own choice). On a
+    machine other jobs share, one thread gives steadier timings: torch's threads wait for each
+    other when one of them loses its core.
+    """
     from scalms.evaluate import check_device
     from scalms.io.structures import check_readable, read_frames
 
@@ -224,6 +231,8 @@ def run_cost(
         raise ScalmsError(
             f"warm-up steps ({warmup_steps}) must be fewer than the steps ({settings.n_steps})"
         )
+    if cpu_threads is not None and cpu_threads < 1:
+        raise ScalmsError(f"--cpu-threads must be at least 1, got {cpu_threads}")
     if not entries:
         raise ScalmsError("no models selected")
     sources = check_readable(structures)
@@ -242,6 +251,7 @@ def run_cost(
             "until_oom": until_oom,
             "max_systems": max_systems,
             "warmup_steps": warmup_steps,
+            "cpu_threads": cpu_threads,
             "trajectory_dir": str((workdir / "trajectories" / entry.name).absolute()),
         }
         output = (model_dir / "cost.json").absolute()

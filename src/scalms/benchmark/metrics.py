@@ -117,10 +117,29 @@ def element_offsets(
     return offsets
 
 
+def composition_baseline(
+    reference_energy: np.ndarray, numbers: np.ndarray, n_atoms: np.ndarray
+) -> np.ndarray:
+    """The reference energies' own least-squares fit per element, Σ_el n_el ε_el (eV per frame).
+
+    What is left of an energy after it, (E - baseline) / n, is what a composition does not
+    explain; comparing that, rather than total energies thousands of eV apart between
+    compositions, gives an R² that says something.
+    """
+    composition, _ = composition_matrix(numbers, np.asarray(n_atoms, dtype=int))
+    reference = np.asarray(reference_energy, dtype=float)
+    if reference.size == 0:
+        return reference
+    per_element, *_ = np.linalg.lstsq(composition, reference, rcond=None)
+    return composition @ per_element
+
+
 @dataclass(frozen=True)
 class EnergyErrors:
     """Energy errors per atom, eV/atom: as computed, and after the fitted per-element offsets
-    ``offsets_eV`` (element -> eV per atom of it) are taken from the predictions."""
+    ``offsets_eV`` (element -> eV per atom of it) are taken from the predictions. The aligned
+    statistics compare energies relative to :func:`composition_baseline`, which leaves the
+    errors as they are and makes R² measure what the composition does not explain."""
 
     per_atom: ErrorStats
     aligned_per_atom: ErrorStats
@@ -140,9 +159,12 @@ def energy_errors(
     composition, symbols = composition_matrix(numbers, n_atoms.astype(int))
     offsets = element_offsets(reference, predicted, composition)
     aligned = predicted - composition @ offsets
+    baseline = composition_baseline(reference, numbers, n_atoms)
     return EnergyErrors(
         per_atom=error_stats(reference / n_atoms, predicted / n_atoms),
-        aligned_per_atom=error_stats(reference / n_atoms, aligned / n_atoms),
+        aligned_per_atom=error_stats(
+            (reference - baseline) / n_atoms, (aligned - baseline) / n_atoms
+        ),
         offsets_eV={s: float(o) for s, o in zip(symbols, offsets, strict=True)},
     )
 

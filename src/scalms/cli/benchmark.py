@@ -95,7 +95,7 @@ def accuracy(
     Run again in the same working dir with other --model names to add models; the flat table,
     metrics and plots then cover all of them. Exits 1 if a model failed (the others are kept).
     """
-    from scalms.benchmark.accuracy import analyse, run_accuracy
+    from scalms.benchmark.accuracy import run_accuracy
     from scalms.cli._console import console as make_console
     from scalms.cli._errors import terminate_like_ctrl_c
     from scalms.cli.progress import ModelProgress
@@ -124,14 +124,9 @@ def accuracy(
         where = f" (log: {outcome.log})" if outcome.log else ""
         console.print(f"[red]failed[/] {outcome.model}: {outcome.reason}{where}")
     if run.stored or not run.failed:
-        report = analyse(
-            working_dir,
-            committee=committee,
-            net_force_threshold=net_force_threshold,
-            force_rewrite_flat=force_rewrite_flat,
-            plot=plot,
+        analyse_and_print(
+            console, working_dir, plot, force_rewrite_flat, committee, net_force_threshold
         )
-        print_report(console, report)
     if run.failed:
         raise typer.Exit(1)
 
@@ -147,17 +142,27 @@ def analyze(
 ) -> None:
     """Metrics, plots and summary of an accuracy benchmark again, running no model (another
     committee, another net-force threshold)."""
-    from scalms.benchmark.accuracy import analyse
     from scalms.cli._console import console as make_console
 
-    report = analyse(
-        working_dir,
-        committee=committee,
-        net_force_threshold=net_force_threshold,
-        force_rewrite_flat=force_rewrite_flat,
-        plot=plot,
+    analyse_and_print(
+        make_console(), working_dir, plot, force_rewrite_flat, committee, net_force_threshold
     )
-    print_report(make_console(), report)
+
+
+def analyse_and_print(
+    console, working_dir, plot, force_rewrite_flat, committee, net_force_threshold
+) -> None:
+    from scalms.benchmark.accuracy import analyse
+
+    with console.status("metrics" + (" and figures" if plot else "")):
+        report = analyse(
+            working_dir,
+            committee=committee,
+            net_force_threshold=net_force_threshold,
+            force_rewrite_flat=force_rewrite_flat,
+            plot=plot,
+        )
+    print_report(console, report)
 
 
 def print_report(console, report) -> None:
@@ -256,6 +261,10 @@ def cost(
         str, typer.Option(help="auto (TorchSim, ASE as the fallback), torchsim or ase.")
     ] = "auto",
     device: DeviceOption = "auto",
+    cpu_threads: Annotated[
+        int | None,
+        typer.Option(help="torch threads in each child; 1 is steadier on a shared machine."),
+    ] = None,
     sample_interval_s: Annotated[
         float, typer.Option("--sample-interval-s", help="Seconds between resource readings.")
     ] = 0.25,
@@ -300,6 +309,7 @@ def cost(
             batch_sizes=batch_size,
             until_oom=until_oom,
             warmup_steps=warmup_steps,
+            cpu_threads=cpu_threads,
             sample_interval_s=sample_interval_s,
             timeout_s=timeout,
             reporter=progress,

@@ -28,7 +28,12 @@ from ase.data import chemical_symbols
 from matplotlib.figure import Figure
 from plotly.subplots import make_subplots
 
-from scalms.benchmark.metrics import ErrorStats, aligned_energies, error_stats
+from scalms.benchmark.metrics import (
+    ErrorStats,
+    aligned_energies,
+    composition_baseline,
+    error_stats,
+)
 from scalms.plots._style import (
     FigureFiles,
     PlotlyJs,
@@ -539,6 +544,7 @@ def save_accuracy_plots(
     numbers = table.atoms["number"][atoms0]
     n_atoms = table.frames["n_atoms"][frames0]
     ref_energy = table.frames["ref_energy_eV"][frames0]
+    baseline = composition_baseline(ref_energy, numbers, n_atoms)
     for model in table.models:
         ref, pred = table.reference_forces(model), table.predicted_forces(model)
         common = {"x_title": f"reference force component [{FORCE_UNIT}]", "unit": FORCE_UNIT}
@@ -554,16 +560,18 @@ def save_accuracy_plots(
         predicted_energy = aligned_energies(
             ref_energy, table.frames["pred_energy_eV"][frames], numbers, n_atoms
         )
+        x = (ref_energy - baseline) / n_atoms
+        y = (predicted_energy - baseline) / n_atoms
         energy = {
-            "x_title": "reference energy [eV/atom]",
-            "y_title": f"{model} energy, per-element offsets removed [eV/atom]",
+            "x_title": "reference energy - per-element fit [eV/atom]",
+            "y_title": f"{model} energy (offsets removed) - same fit [eV/atom]",
             "unit": "eV/atom",
             "title": f"{model}: energy per atom",
         }
         written[f"{model}/energy_parity_pymatviz"] = save_figure(
             folder / model / "energy_parity_pymatviz",
-            parity_hexbin(ref_energy / n_atoms, predicted_energy / n_atoms, **energy),
-            parity_pymatviz(ref_energy / n_atoms, predicted_energy / n_atoms, **energy),
+            parity_hexbin(x, y, **energy),
+            parity_pymatviz(x, y, **energy),
             plotlyjs=js,
         )
         written[f"{model}/force_parity_box"] = save_figure(

@@ -45,6 +45,11 @@ def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
 
 
+def _models(rows: Sequence[Row]) -> list[str]:
+    """Models in the order of their first row: each keeps its colour in every figure."""
+    return list(dict.fromkeys(str(r["model"]) for r in rows))
+
+
 def _by_model(rows: Sequence[Row], key: str) -> dict[str, list[Row]]:
     """Rows with a finite ``key`` that ran, grouped by model, sorted by atoms."""
     grouped: dict[str, list[Row]] = {}
@@ -66,7 +71,9 @@ def _scope_text(rows: Sequence[Row], key: str) -> str:
 def time_per_ps_plotly(rows: Sequence[Row]) -> go.Figure:
     """Compute time per simulated ps against atoms, one line per model (log-log)."""
     fig = go.Figure()
-    for i, (model, mine) in enumerate(_by_model(rows, "compute_s_per_ps").items()):
+    models = _models(rows)
+    for model, mine in _by_model(rows, "compute_s_per_ps").items():
+        i = models.index(model)
         fig.add_trace(
             go.Scatter(
                 x=[r["n_atoms"] for r in mine],
@@ -86,7 +93,9 @@ def time_per_ps_figure(rows: Sequence[Row]) -> Figure:
     """Static twin of :func:`time_per_ps_plotly`."""
     fig = new_figure(6.0, 4.2)
     ax = fig.add_subplot()
-    for i, (model, mine) in enumerate(_by_model(rows, "compute_s_per_ps").items()):
+    models = _models(rows)
+    for model, mine in _by_model(rows, "compute_s_per_ps").items():
+        i = models.index(model)
         ax.plot(
             [r["n_atoms"] for r in mine],
             [r["compute_s_per_ps"] for r in mine],
@@ -98,7 +107,8 @@ def time_per_ps_figure(rows: Sequence[Row]) -> Figure:
     ax.set_yscale("log")
     ax.set_xlabel(ATOMS)
     ax.set_ylabel(TIME_PER_PS)
-    ax.legend(frameon=False)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(frameon=False)
     return fig
 
 
@@ -109,7 +119,7 @@ def resources_plotly(rows: Sequence[Row], gpu_note: str = "") -> go.Figure:
         scope = _scope_text(rows, key) if key in SCOPE_OF else ""
         titles.append(f"{short}: {scope}" if scope else short)
     fig = make_subplots(rows=2, cols=2, subplot_titles=titles, horizontal_spacing=0.12)
-    models = sorted({str(r["model"]) for r in rows})
+    models = _models(rows)
     for (key, label, _), (row, col) in zip(PANELS, [(1, 1), (1, 2), (2, 1), (2, 2)], strict=True):
         grouped = _by_model(rows, key)
         for model, mine in grouped.items():
@@ -146,7 +156,7 @@ def resources_figure(rows: Sequence[Row], gpu_note: str = "") -> Figure:
     """Static twin of :func:`resources_plotly`."""
     fig = new_figure(9.0, 7.0)
     axes = fig.subplots(2, 2).ravel()
-    models = sorted({str(r["model"]) for r in rows})
+    models = _models(rows)
     for ax, (key, label, short) in zip(axes, PANELS, strict=True):
         grouped = _by_model(rows, key)
         for model, mine in grouped.items():
@@ -178,7 +188,8 @@ def resources_figure(rows: Sequence[Row], gpu_note: str = "") -> Figure:
                 fontsize=8,
                 wrap=True,
             )
-    axes[0].legend(frameon=False)
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(frameon=False)
     return fig
 
 
@@ -239,12 +250,13 @@ def batched_plotly(rows: Sequence[Row]) -> go.Figure:
         y_title="atom-steps per second",
     )
     fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
     return fig
 
 
 def batched_figure(rows: Sequence[Row]) -> Figure:
     """Static twin of :func:`batched_plotly`."""
-    fig = new_figure(6.5, 4.2)
+    fig = new_figure(9.5, 4.2)
     ax = fig.add_subplot()
     for i, (name, mine) in enumerate(_batched_groups(rows).items()):
         ran = [r for r in mine if r.get("status") == "ok"]
@@ -267,9 +279,11 @@ def batched_figure(rows: Sequence[Row]) -> Figure:
                     s=60,
                 )
     ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
     ax.set_xlabel("systems in one batch")
     ax.set_ylabel("atom-steps per second")
-    ax.legend(frameon=False, fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return fig
 
 
