@@ -31,13 +31,19 @@ demo: install
 		--out $(DEMO_DIR)/static.h5 --overwrite
 	$(BIN)/scalms benchmark accuracy tests/data/cp2k_GaPt_clusters.extxyz --model 7net-0 --device cpu \
 		--working-dir $(DEMO_DIR)/benchmark --overwrite
-	$(BIN)/scalms dynamics run examples/Ga54Pt_icosahedron.xyz examples/Ga144Pt3_icosahedron.xyz \
+	$(BIN)/scalms geometry nanoparticle --size 50 --solute Pt --count 1 --model 7net-0 \
+		--out $(DEMO_DIR)/geometry --overwrite --device cpu --time-step-fs 2 --save-interval 5 \
+		--equilibrate-ps 0.1 --hot-K 1000 --hot-ps 0.3 --final-ps 0.2
+	$(BIN)/scalms geometry adsorbates $(DEMO_DIR)/geometry/Ga49Pt.extxyz --molecule propane \
+		--count 8 --out $(DEMO_DIR)/geometry/Ga49Pt_propane.extxyz
+	$(BIN)/scalms dynamics run $(DEMO_DIR)/geometry/Ga49Pt.extxyz examples/Ga144Pt3_icosahedron.xyz \
 		--model 7net-0 --working-dir $(DEMO_DIR)/md --overwrite --device cpu \
 		--n-steps 250 --time-step-fs 2 --temperature-K 450 --save-interval 5 \
 		--pdf --partial-pdf Pt-Ga --trace Pt --surface-element Ga --net-force \
 		--diffusion Pt --msd-max-lag-fs 200
 	$(BIN)/scalms io to-xyz $(DEMO_DIR)/md/MD_dynamics_results.h5 $(DEMO_DIR)/md/ovito
-	@echo "open $(DEMO_DIR)/md/report.html; OVITO reads $(DEMO_DIR)/md/ovito/*.xyz"
+	@echo "open $(DEMO_DIR)/geometry/report.html and $(DEMO_DIR)/md/report.html;" \
+		"OVITO reads $(DEMO_DIR)/md/ovito/*.xyz and $(DEMO_DIR)/geometry/*.extxyz"
 
 test: envs
 	$(BIN)/python -m pytest
