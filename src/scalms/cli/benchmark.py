@@ -45,6 +45,9 @@ ForceRewriteFlatOption = Annotated[
         help="Make the flat table again even if the models did not change.",
     ),
 ]
+EngineOption = Annotated[
+    str, typer.Option("--backend", help="auto (TorchSim, ASE as the fallback), torchsim or ase.")
+]
 MaxBatchAtomsOption = Annotated[
     int | None,
     typer.Option(help="Atoms per TorchSim batch; default: measured on a GPU, 2000 on a CPU."),
@@ -78,9 +81,7 @@ def accuracy(
         str | None,
         typer.Option(help="arrays key of the reference forces (default: found, see the docs)."),
     ] = None,
-    backend: Annotated[
-        str, typer.Option(help="auto (TorchSim, ASE as the fallback), torchsim or ase.")
-    ] = "auto",
+    backend: EngineOption = "auto",
     device: DeviceOption = "auto",
     max_batch_atoms: MaxBatchAtomsOption = None,
     timeout: TimeoutOption = None,
@@ -257,9 +258,7 @@ def cost(
         bool,
         typer.Option(help="Batched on CUDA: keep doubling the batch until the GPU is full."),
     ] = False,
-    backend: Annotated[
-        str, typer.Option(help="auto (TorchSim, ASE as the fallback), torchsim or ase.")
-    ] = "auto",
+    backend: EngineOption = "auto",
     device: DeviceOption = "auto",
     cpu_threads: Annotated[
         int | None,

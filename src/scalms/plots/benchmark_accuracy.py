@@ -83,6 +83,13 @@ def _limits(*arrays: np.ndarray) -> tuple[float, float]:
     return low - pad, high + pad
 
 
+def _parity_data(reference: np.ndarray, predicted: np.ndarray):
+    """Both flattened, the statistics of the raw data, and axis limits holding both."""
+    reference = np.asarray(reference, dtype=float).ravel()
+    predicted = np.asarray(predicted, dtype=float).ravel()
+    return reference, predicted, error_stats(reference, predicted), _limits(reference, predicted)
+
+
 def parity_pymatviz(
     reference: np.ndarray,
     predicted: np.ndarray,
@@ -96,9 +103,7 @@ def parity_pymatviz(
     points), annotated with the statistics of the raw data."""
     import pymatviz as pmv
 
-    reference = np.asarray(reference, dtype=float).ravel()
-    predicted = np.asarray(predicted, dtype=float).ravel()
-    stats = error_stats(reference, predicted)
+    reference, predicted, stats, (low, high) = _parity_data(reference, predicted)
     fig = pmv.density_scatter(
         x=reference,
         y=predicted,
@@ -108,7 +113,6 @@ def parity_pymatviz(
         best_fit_line=False,
         identity_line=False,  # pymatviz finds the axis range through kaleido: drawn below
     )
-    low, high = _limits(reference, predicted)
     fig.add_trace(
         go.Scatter(
             x=[low, high],
@@ -146,10 +150,7 @@ def parity_hexbin(
     title: str,
 ) -> Figure:
     """Static twin of :func:`parity_pymatviz`: a log-density hexbin with the raw statistics."""
-    reference = np.asarray(reference, dtype=float).ravel()
-    predicted = np.asarray(predicted, dtype=float).ravel()
-    stats = error_stats(reference, predicted)
-    low, high = _limits(reference, predicted)
+    reference, predicted, stats, (low, high) = _parity_data(reference, predicted)
     fig = new_figure(5.2, 4.6)
     ax = fig.add_subplot()
     cells = ax.hexbin(
