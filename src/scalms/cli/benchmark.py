@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from scalms.cli._console import print_failures
 from scalms.cli._errors import user_errors
 from scalms.cli.types import (
     DEFAULT_CONFIG,
@@ -121,9 +122,7 @@ def accuracy(
             overwrite=overwrite,
             reporter=progress,
         )
-    for outcome in run.failed:
-        where = f" (log: {outcome.log})" if outcome.log else ""
-        console.print(f"[red]failed[/] {outcome.model}: {outcome.reason}{where}")
+    print_failures(console, run.failed)
     if run.stored or not run.failed:
         analyse_and_print(
             console, working_dir, plot, force_rewrite_flat, committee, net_force_threshold
@@ -361,7 +360,5 @@ def print_cost(console, run) -> None:
     console.print(table)
     if run.gpu_note:
         console.print(f"no GPU readings: {run.gpu_note}")
-    for outcome in run.failed:
-        where = f" (log: {outcome.log})" if outcome.log else ""
-        console.print(f"[red]failed[/] {outcome.model}: {outcome.reason}{where}")
+    print_failures(console, run.failed)
     console.print(f"timings: {run.files['summary']}; every reading: {run.files['samples']}")

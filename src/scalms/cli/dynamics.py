@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from scalms.cli._console import print_failures
 from scalms.cli._errors import user_errors
 from scalms.cli.types import (
     DEFAULT_CONFIG,
@@ -232,9 +233,7 @@ def print_outcome(console, result) -> None:
         console.print(f"[yellow]analysis[/]: {note}")
     if result.workdir.report.exists():
         console.print(f"report: {result.workdir.report}")
-    for outcome in result.failed:
-        where = f" (log: {outcome.log})" if outcome.log else ""
-        console.print(f"[red]failed[/] {outcome.model}: {outcome.reason}{where}")
+    print_failures(console, result.failed)
     if any(not s.complete for s in result.statuses):
         console.print(
             f"unfinished runs: continue with `scalms dynamics resume {result.workdir.root}`"

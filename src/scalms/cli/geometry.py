@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from scalms.cli._console import print_failures
 from scalms.cli._errors import user_errors
 from scalms.cli.types import (
     DEFAULT_CONFIG,
@@ -329,9 +330,7 @@ def print_geometry(console, run) -> None:
     for note in run.notes:
         console.print(f"[yellow]note[/]: {note}")
     if run.melt is not None:
-        for outcome in run.melt.failed:
-            where = f" (log: {outcome.log})" if outcome.log else ""
-            console.print(f"[red]failed[/] {outcome.model}: {outcome.reason}{where}")
+        print_failures(console, run.melt.failed)
     report = run.layout.root / "report.html"
     if report.exists():
         console.print(f"report: {report}")

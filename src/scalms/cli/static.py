@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from scalms.cli._console import print_failures
 from scalms.cli._errors import user_errors
 from scalms.cli.types import (
     DEFAULT_CONFIG,
@@ -117,6 +118,4 @@ def print_summary(console, run) -> None:
                     else f"{row.max_stress_diff_eV_per_A3:.2e}",
                 )
             console.print(table)
-    for outcome in run.failed:
-        where = f" (log: {outcome.log})" if outcome.log else ""
-        console.print(f"[red]failed[/] {outcome.model}: {outcome.reason}{where}")
+    print_failures(console, run.failed)

@@ -37,6 +37,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from scalms import __version__
 from scalms.errors import ScalmsError
+from scalms.io.static_results import bare_frames
 
 FORMAT = "scalms-benchmark-accuracy"
 FLAT_FORMAT = "scalms-benchmark-flat"
@@ -217,20 +218,9 @@ def model_attrs(path: Path) -> dict[str, dict]:
 
 
 def _frames_from(group: h5py.Group, energy: np.ndarray, forces: np.ndarray) -> list[Atoms]:
-    n_atoms = group["n_atoms"][()]
-    bounds = np.concatenate([[0], np.cumsum(n_atoms)])
-    numbers, positions = group["numbers"][()], group["positions"][()]
-    cells, pbcs = group["cell"][()], group["pbc"][()]
     ref_energy, ref_forces = group["energy"][()], group["forces"][()]
     frames = []
-    for i in range(len(n_atoms)):
-        atoms_slice = slice(bounds[i], bounds[i + 1])
-        atoms = Atoms(
-            numbers=numbers[atoms_slice],
-            positions=positions[atoms_slice],
-            cell=cells[i],
-            pbc=pbcs[i],
-        )
+    for i, (atoms, atoms_slice) in enumerate(bare_frames(group)):
         atoms.info["REF_energy"] = float(ref_energy[i])
         atoms.arrays["REF_forces"] = ref_forces[atoms_slice].copy()
         atoms.calc = SinglePointCalculator(

@@ -114,12 +114,13 @@ class ResultsFile:
         self._handle.close()
 
 
-def _frames_of(group: h5py.Group) -> list[Atoms]:
+def bare_frames(group: h5py.Group) -> list[tuple[Atoms, slice]]:
+    """Each frame of a group of concatenated frames (``n_atoms``, ``numbers``, ``positions``,
+    ``cell``, ``pbc``) as an Atoms without results, with its slice of the per-atom arrays."""
     n_atoms = group["n_atoms"][()]
     bounds = np.concatenate([[0], np.cumsum(n_atoms)])
-    numbers, positions, forces = group["numbers"][()], group["positions"][()], group["forces"][()]
+    numbers, positions = group["numbers"][()], group["positions"][()]
     cells, pbcs = group["cell"][()], group["pbc"][()]
-    energies, stresses = group["energy"][()], group["stress"][()]
     frames = []
     for i in range(len(n_atoms)):
         atoms_slice = slice(bounds[i], bounds[i + 1])
@@ -129,6 +130,14 @@ def _frames_of(group: h5py.Group) -> list[Atoms]:
             cell=cells[i],
             pbc=pbcs[i],
         )
+        frames.append((atoms, atoms_slice))
+    return frames
+
+
+def _frames_of(group: h5py.Group) -> list[Atoms]:
+    forces, energies, stresses = group["forces"][()], group["energy"][()], group["stress"][()]
+    frames = []
+    for i, (atoms, atoms_slice) in enumerate(bare_frames(group)):
         results = {"energy": float(energies[i]), "forces": forces[atoms_slice].copy()}
         if not np.isnan(stresses[i]).any():
             results["stress"] = stresses[i].copy()
