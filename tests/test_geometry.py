@@ -303,12 +303,14 @@ def test_bad_placement_settings_are_refused():
 # -- melt checks -------------------------------------------------------------------------
 
 
-def _walk_trajectory(n_frames: int, frame_fs: float):
+def _trajectory(n_frames: int, frame_fs: float, step_A: float, vibration_A: float = 0.0):
+    """A Ga particle whose atoms random-walk by ``step_A`` per frame and vibrate about that."""
     from scalms.trajectory import Trajectory
 
     rng = np.random.default_rng(5)
     base = wulff_particle(bulk_crystal("Ga"), shipped_surface_energies("Ga"), 50).atoms.positions
-    positions = base + np.cumsum(rng.normal(scale=0.3, size=(n_frames, *base.shape)), axis=0)
+    walk = np.cumsum(rng.normal(scale=step_A, size=(n_frames, *base.shape)), axis=0)
+    positions = base + walk + rng.normal(scale=vibration_A, size=walk.shape)
     positions[0] = base
     return Trajectory(
         positions=positions,
@@ -324,11 +326,17 @@ def _walk_trajectory(n_frames: int, frame_fs: float):
     )
 
 
-def test_the_melt_check_judges_only_a_long_enough_last_stage():
-    from scalms.geometry.melt import check_melt
+def test_the_melt_check_calls_diffusing_disordered_atoms_liquid_and_a_vibrating_crystal_not():
+    from scalms.geometry.melt import LIQUID_D_CM2_PER_S, check_melt
 
-    long = check_melt(_walk_trajectory(60, 50.0), final_steps=400)  # 41 frames, 2 ps
-    assert long.n_frames == 41 and long.lindemann > 0.1 and long.liquid is True
-    assert long.q6_crystal > 0.3 and long.q6_final < long.q6_crystal
-    short = check_melt(_walk_trajectory(60, 10.0), final_steps=400)  # 0.4 ps
-    assert short.lindemann is not None and short.liquid is None
+    # 3 x 0.3^2 Å^2 per 50 fs frame: D = 0.27 / (6 x 50) Å^2/fs = 9e-5 cm^2/s.
+    liquid = check_melt(_trajectory(60, 50.0, step_A=0.3), final_steps=400)  # 41 frames, 2 ps
+    assert liquid.n_frames == 41 and liquid.window_fs == 2000
+    assert liquid.D_cm2_per_s == pytest.approx(9e-5, rel=0.3)
+    assert liquid.lindemann > 0.1 and liquid.q6_final < 0.5 * liquid.q6_crystal
+    assert liquid.liquid is True
+    crystal = check_melt(_trajectory(60, 50.0, step_A=0.0, vibration_A=0.1), final_steps=400)
+    assert crystal.D_cm2_per_s < 0.1 * LIQUID_D_CM2_PER_S
+    assert crystal.lindemann < 0.05 and crystal.liquid is False
+    short = check_melt(_trajectory(60, 10.0, step_A=0.3), final_steps=400)  # 0.4 ps
+    assert short.D_cm2_per_s is None and short.liquid is None and short.lindemann is not None

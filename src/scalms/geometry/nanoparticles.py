@@ -383,6 +383,7 @@ TABLE_HEADER = [
     "solute",
     "solute_added",
     "final_T_K",
+    "D_cm2_per_s",
     "lindemann",
     "q6_crystal",
     "q6_final",
@@ -396,9 +397,9 @@ def table_rows(particles: list[Particle]) -> list[list[Any]]:
     for p in particles:
         check = p.check or {}
 
-        def number(key, check=check):
+        def number(key, check=check, style=".3f"):
             value = check.get(key)
-            return "" if value is None else f"{value:.3f}"
+            return "" if value is None else f"{value:{style}}"
 
         added = "" if p.solute is None else ("after melting" if p.melted_from else "before")
         rows.append(
@@ -410,6 +411,7 @@ def table_rows(particles: list[Particle]) -> list[list[Any]]:
                 p.solute or "",
                 added,
                 number("temperature_K"),
+                number("D_cm2_per_s", style=".2e"),
                 number("lindemann"),
                 number("q6_crystal"),
                 number("q6_final"),
