@@ -18,7 +18,6 @@ from scalms.dynamics.settings import MDSettings
 from scalms.errors import ScalmsError
 from scalms.trajectory import Trajectory
 
-GA_MELTING_K = 302.9
 GA_BOILING_K = 2477.0
 LIQUID_D_CM2_PER_S = 5e-6
 """Self-diffusion above which the host atoms count as liquid: a quarter of liquid gallium's
