@@ -14,7 +14,7 @@ $(INSTALLED): pyproject.toml
 		echo "python$(PYTHON_VERSION) not found: install it (pyenv install $(PYTHON_VERSION))"; exit 1; }
 	python$(PYTHON_VERSION) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,benchmark]'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,benchmark,bench]'
 	touch $@
 
 install: $(INSTALLED)
@@ -48,7 +48,9 @@ demo: install
 test: envs
 	$(BIN)/python -m pytest
 
-# The suite without the tests that need a model environment (about a minute, not ten).
+# The suite less the tests that need a model environment (markers sevennet, mace) and those that
+# take 10 s or more (marker slow: MD run to its end, kill and resume, benchmarks through children):
+# under 3 minutes on 2 idle cores. `make test` runs them all.
 test-fast: install
 	$(BIN)/python -m pytest -m "not sevennet and not mace and not slow"
 

@@ -23,6 +23,11 @@ Usage: .venv/bin/python benchmarks/analysis_speed.py [--frames 3000] [--atoms 15
        [--mda-pdf-frames K] (run InterRDF on the first K frames and scale its time to all
        frames, said so in the CSV's note)
 Writes benchmarks/results/analysis_speed.csv and prints a markdown table.
+
+With --pdf-precision [--repeats 3] [--engine numpy|torch], times only our full PDF, in float32
+and in float64 (the CPU default), each in its own child, alternating, and keeps each one's
+fastest of the repeats (a shared machine only ever adds time), wall and CPU time (CPU time, the
+work done, is what a busy machine disturbs least); writes benchmarks/results/pdf_precision.csv.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 OUT = Path(__file__).parent / "results" / "analysis_speed.csv"
+PRECISION_OUT = OUT.with_name("pdf_precision.csv")
 DENSITY_PER_A3 = 0.05
 STEP_A = 0.05
 R_MAX_A = 10.0
@@ -80,12 +86,17 @@ def peak_rss_mb() -> float:
 # ---------------------------------------------------------------- measurements (in a child)
 
 
-def measure(task, implementation, n_frames, n_atoms, device, threads, out: Path) -> None:
+def measure(
+    task, implementation, n_frames, n_atoms, device, threads, out: Path, precision=None, engine=None
+) -> None:
     positions = liquid_like_trajectory(n_frames, n_atoms)
     if implementation == "scalms":
         import torch
 
-        from scalms.analysis import mean_squared_displacement, pair_distribution
+        from scalms.analysis import _cpu, mean_squared_displacement, pair_distribution
+
+        if engine:
+            _cpu.CPU_ENGINE = engine  # which of our kernels runs on a CPU
 
         if threads:
             torch.set_num_threads(threads)
@@ -108,9 +119,15 @@ def measure(task, implementation, n_frames, n_atoms, device, threads, out: Path)
         )
     baseline = peak_rss_mb()
     start = time.perf_counter()
+    cpu_start = time.process_time()
     if implementation == "scalms" and task == "pdf":
         result = pair_distribution(
-            positions, r_max_A=R_MAX_A, n_bins=N_BINS, mode="pair-fraction", device=device
+            positions,
+            r_max_A=R_MAX_A,
+            n_bins=N_BINS,
+            mode="pair-fraction",
+            device=device,
+            precision=precision,
         )
         values = result.g * n_frames * n_atoms * (n_atoms - 1)  # back to ordered-pair counts
     elif implementation == "scalms":
@@ -119,6 +136,7 @@ def measure(task, implementation, n_frames, n_atoms, device, threads, out: Path)
             frame_interval_fs=FRAME_INTERVAL_FS,
             numbers=np.full(n_atoms, 31),
             traced=np.ones(n_atoms, dtype=bool),
+            remove_drift=False,  # EinsteinMSD keeps the centre of mass's motion
             max_lag_fs=(n_frames - 1) * FRAME_INTERVAL_FS,
             device=device,
         )
@@ -136,21 +154,34 @@ def measure(task, implementation, n_frames, n_atoms, device, threads, out: Path)
         msd = EinsteinMSD(universe, select="all", msd_type="xyz", fft=True).run()
         values = msd.results.msds_by_particle
     seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
     np.save(out, np.asarray(values, dtype=np.float64))
     if implementation == "scalms":
         threads = torch.get_num_threads()
-    figures = {"seconds": seconds, "peak_MB": peak_rss_mb(), "baseline_MB": baseline}
+    figures = {
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "peak_MB": peak_rss_mb(),
+        "baseline_MB": baseline,
+    }
     print(json.dumps(figures | {"threads": threads or 1}))
 
 
 # ---------------------------------------------------------------- the driver
 
 
-def run_child(task, implementation, n_frames, n_atoms, device, threads, folder: Path):
-    out = folder / f"{task}-{implementation}-{n_frames}-{threads}.npy"
+def run_child(
+    task, implementation, n_frames, n_atoms, device, threads, folder: Path, precision=None,
+    engine=None,
+):  # fmt: skip
+    out = folder / f"{task}-{implementation}-{n_frames}-{threads}-{precision}.npy"
     command = [sys.executable, __file__, "--measure", task, implementation]
     command += ["--frames", str(n_frames), "--atoms", str(n_atoms), "--device", device]
     command += ["--threads", str(threads), "--values", str(out)]
+    if precision:
+        command += ["--precision", precision]
+    if engine:
+        command += ["--engine", engine]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"{task} {implementation} failed:\n{done.stderr}")
@@ -196,6 +227,86 @@ def exact_msd(n_frames: int, n_atoms: int, atom: int, lag: int) -> float:
     return float(((path[lag:] - path[: n_frames - lag]) ** 2).sum(axis=-1).mean())
 
 
+def compare_pdf_precision(args) -> None:
+    """Our full PDF in float32 and float64: fastest of `--repeats` each, and the count change.
+
+    The kernel column says which of our two computes it: `--engine` (NumPy by default) on a CPU,
+    torch on a GPU.
+    """
+    kernel = args.engine if args.device == "cpu" else "torch"
+    load = os.getloadavg()
+    where = machine()
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for threads in args.threads:
+            best, counts = {}, {}
+            for _ in range(args.repeats):
+                for precision in ("float32", "float64"):
+                    figures, values = run_child(
+                        "pdf", "scalms", args.frames, args.atoms, args.device, threads,
+                        Path(folder), precision, args.engine,
+                    )  # fmt: skip
+                    if precision not in best:
+                        best[precision] = figures
+                    for key in ("seconds", "cpu_seconds"):
+                        best[precision][key] = min(best[precision][key], figures[key])
+                    counts[precision] = values
+            moved = round(np.abs(counts["float64"] - counts["float32"]).sum() / 2)
+            total = round(counts["float64"].sum())
+            for precision in ("float32", "float64"):
+                count = best[precision]["threads"]
+                rows.append(
+                    {
+                        "precision": precision,
+                        "kernel": kernel,
+                        "device": args.device,
+                        "threads": count,
+                        "frames": args.frames,
+                        "atoms": args.atoms,
+                        "seconds": round(best[precision]["seconds"], 2),
+                        "cpu_seconds": round(best[precision]["cpu_seconds"], 2),
+                        "ratio_to_float32": round(
+                            best[precision]["seconds"] / best["float32"]["seconds"], 2
+                        ),
+                        "cpu_ratio_to_float32": round(
+                            best[precision]["cpu_seconds"] / best["float32"]["cpu_seconds"], 2
+                        ),
+                        "peak_MB": round(best[precision]["peak_MB"]),
+                        "machine": where,
+                        "note": f"fastest of {args.repeats}; {moved} of {total} ordered pairs in "
+                        "another bin in float32",
+                    }
+                )
+    load_end = os.getloadavg()
+    for entry in rows:
+        entry["note"] += f"; load average {load[0]:.1f} at start, {load_end[0]:.1f} at end"
+    # Rows of another kernel or size measured before are kept.
+    kept = []
+    if PRECISION_OUT.exists():
+        with PRECISION_OUT.open(newline="") as handle:
+            kept = [
+                row
+                for row in csv.DictReader(handle)
+                if list(row) == list(rows[0])
+                and (row["kernel"], row["frames"], row["atoms"])
+                != (kernel, str(args.frames), str(args.atoms))
+            ]
+    PRECISION_OUT.parent.mkdir(exist_ok=True)
+    with PRECISION_OUT.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(kept + rows)
+    print("| precision | kernel | threads | wall s | x float32 | CPU s | x float32 | peak MB |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for entry in rows:
+        print(
+            f"| {entry['precision']} | {entry['kernel']} | {entry['threads']} | "
+            f"{entry['seconds']} | {entry['ratio_to_float32']} | {entry['cpu_seconds']} | "
+            f"{entry['cpu_ratio_to_float32']} | {entry['peak_MB']} |"
+        )
+    print(rows[0]["note"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=3000)
@@ -205,10 +316,26 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--measure", nargs=2, metavar=("TASK", "IMPLEMENTATION"))
     parser.add_argument("--values", type=Path)
+    parser.add_argument("--precision", choices=("float32", "float64"))
+    parser.add_argument("--pdf-precision", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--engine", choices=("numpy", "torch"), default="numpy")
     args = parser.parse_args()
     if args.measure:
         threads = args.threads[0]
-        measure(*args.measure, args.frames, args.atoms, args.device, threads, args.values)
+        measure(
+            *args.measure,
+            args.frames,
+            args.atoms,
+            args.device,
+            threads,
+            args.values,
+            args.precision,
+            args.engine,
+        )
+        return
+    if args.pdf_precision:
+        compare_pdf_precision(args)
         return
 
     n_frames, n_atoms = args.frames, args.atoms

@@ -1,3 +1,4 @@
+import time
 from pathlib import Path
 
 import pytest
@@ -23,3 +24,30 @@ def builtin_config(tmp_path):
     path = tmp_path / "model_config.yaml"
     path.write_text("builtin:\n  models:\n    lj: {}\n    emt: {}\n")
     return path
+
+
+PATIENCE_S = 900.0
+"""Upper bound for a state a test waits for (a frame on disk, a child computing): generous, so
+that a loaded machine is slow rather than failing; the tests wait for the state, not a time."""
+
+
+def wait_for(condition, what: str, timeout_s: float = PATIENCE_S, poll_s: float = 0.1) -> None:
+    """Poll ``condition()`` until it holds; fail the test naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not reached within {timeout_s:g} s")
+        time.sleep(poll_s)
+
+
+def frames_on_disk(trajectory: Path) -> int:
+    """Frames a trajectory that another process is writing reads back now; 0 while the file
+    does not exist or cannot be read yet (its header not flushed: the writer's first moments)."""
+    from scalms.io.trajectory import trajectory_info
+
+    if not trajectory.exists():
+        return 0
+    try:
+        return trajectory_info(trajectory).n_frames
+    except Exception:  # between the writer's flushes the file may not read at all: try again
+        return 0

@@ -204,15 +204,44 @@ def test_frame_chunks_and_atom_blocks_do_not_change_the_pdf():
     everything = np.ones(700, dtype=bool)
     exact = ordered_pair_counts(positions, everything, everything, 10.0, 200)
     n_pairs = 5 * 700 * 699
+    np.testing.assert_array_equal(np.rint(reference.g * n_pairs), exact)
     # float32 distances may move a distance lying within ~1e-5 Å of a bin edge to the next bin
-    assert np.abs(reference.g * n_pairs - exact).sum() <= 1e-4 * exact.sum()
-    assert reference.g.sum() * n_pairs == pytest.approx(exact.sum(), abs=2)
+    single = pair_distribution(positions, mode="pair-fraction", precision="float32")
+    assert np.abs(single.g * n_pairs - exact).sum() <= 1e-4 * exact.sum()
+    assert single.g.sum() * n_pairs == pytest.approx(exact.sum(), abs=2)
+
+
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_cpu_pdf_counts_every_pair_in_the_bin_of_an_exact_float64_count(engine, monkeypatch):
+    """2 M ordered pairs of a liquid-dense cloud, 0.05 Å bins: a few pairs lie within float32's
+    rounding of a bin edge (float32 moves some). On the CPU the default (float64) puts every
+    pair where numpy's histogram of direct float64 distances does, whichever kernel counts."""
+    import scalms.analysis._cpu as cpu
+
+    monkeypatch.setattr(cpu, "CPU_ENGINE", engine)
+    rng = np.random.default_rng(11)
+    n_atoms = 1400
+    direction = rng.normal(size=(n_atoms, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    radius = (3 * n_atoms / (4 * np.pi * 0.05)) ** (1 / 3)  # 0.05 atoms/Å³, like liquid Ga
+    positions = (direction * radius * rng.random((n_atoms, 1)) ** (1 / 3))[None] + 3.0
+    everything = np.ones(n_atoms, dtype=bool)
+    exact = ordered_pair_counts(positions, everything, everything, 10.0, 200)
+    n_pairs = n_atoms * (n_atoms - 1)
+    counts = pair_distribution(positions, mode="pair-fraction").g * n_pairs
+    np.testing.assert_array_equal(np.rint(counts), exact)
+    single = pair_distribution(positions, mode="pair-fraction", precision="float32")
+    assert np.abs(np.rint(single.g * n_pairs) - exact).sum() > 0  # the case does test the edges
+    with pytest.raises(ValueError, match="precision"):
+        pair_distribution(positions, precision="float16")
 
 
 def test_minimum_image_finds_neighbours_across_periodic_boundaries():
     a = GA_FCC_LATTICE_A
     crystal = bulk("Ga", "fcc", a=a, cubic=True).repeat(3)  # 11.7 Å cube
-    r_max, n_bins = 5.4, 54
+    # 50 bins put no neighbour shell on a bin edge (54 would put the 3.9 Å shell on one, where
+    # the last bit of any distance arithmetic decides the bin).
+    r_max, n_bins = 5.4, 50
     positions = crystal.positions[None]
     result = pair_distribution(
         positions, r_max_A=r_max, n_bins=n_bins, cell=crystal.cell[:], pbc=crystal.pbc
@@ -397,23 +426,98 @@ def test_random_walk_recovers_its_diffusion_coefficient(method):
     assert result.origin_stride == (1 if method == "fft" else 2)
 
 
+@pytest.mark.parametrize("remove_drift", [False, True])
 @pytest.mark.parametrize("method", ["fft", "direct"])
-def test_ballistic_motion_gives_msd_v_squared_t_squared(method):
+def test_ballistic_motion_gives_msd_v_squared_t_squared(method, remove_drift):
+    """Atoms at constant velocities v_i: MSD_i = |v_i|^2 t^2 with the drift kept, and
+    |v_i - V|^2 t^2 with it removed, V the mass-weighted mean velocity of all atoms."""
     rng = np.random.default_rng(5)
     velocity = rng.normal(scale=0.01, size=(6, 3))  # Å/fs
+    numbers = np.array([PT, PT, PT, GA, GA, GA])
     time = np.arange(100) * 5.0
     positions = rng.normal(size=(6, 3)) + time[:, None, None] * velocity
     result = mean_squared_displacement(
         positions,
         frame_interval_fs=5.0,
-        numbers=np.full(6, PT),
+        numbers=numbers,
         traced=PT,
+        remove_drift=remove_drift,
         method=method,
         max_lag_fs=200.0,
     )
-    speed2 = (velocity**2).sum(-1)
+    masses = atomic_masses[numbers]
+    if remove_drift:
+        velocity = velocity - masses @ velocity / masses.sum()
+    speed2 = (velocity[:3] ** 2).sum(-1)
     expected = speed2[:, None] * result.lag_fs[None] ** 2
     np.testing.assert_allclose(result.per_atom_A2, expected, rtol=1e-9, atol=1e-12)
+    assert result.drift_removed is remove_drift
+
+
+def drifting_particle(n_frames=3000, seed=8):
+    """A Ga/Pt particle: every atom random-walks (D = 0.002 Å²/fs per atom, 1 fs frames), and
+    the whole particle drifts on top: a constant velocity plus a random walk of its own
+    (D_com = 0.004 Å²/fs), as a Langevin thermostat moves a free particle."""
+    n_atoms = 55
+    walk = random_walk(0.002, 1.0, n_frames, n_atoms, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    drift = np.cumsum(rng.normal(scale=math.sqrt(2 * 0.004), size=(n_frames, 3)), axis=0)
+    drift += np.arange(n_frames)[:, None] * np.array([2e-3, -1e-3, 5e-4])  # Å/fs
+    numbers = np.full(n_atoms, GA)
+    numbers[:5] = PT
+    return walk, drift, numbers
+
+
+def test_a_drifting_particle_gives_the_drift_free_diffusion_coefficient():
+    walk, drift, numbers = drifting_particle()
+    options = {"frame_interval_fs": 1.0, "numbers": numbers, "traced": "Ga", "max_lag_fs": 300.0}
+    still = mean_squared_displacement(walk, **options)
+    moving = mean_squared_displacement(walk + drift[:, None, :], **options)
+    # The particle's own motion, whatever it is, leaves the MSD unchanged to rounding ...
+    np.testing.assert_allclose(moving.msd_A2, still.msd_A2, rtol=1e-9, atol=1e-9)
+    # ... and D is the atoms' (a walker's D less its 1/N share in the centre of mass).
+    assert moving.fit.D_cm2_per_s == pytest.approx(0.002 * 0.1, rel=0.05)
+    assert moving.drift_removed
+    kept = mean_squared_displacement(walk + drift[:, None, :], remove_drift=False, **options)
+    assert not kept.drift_removed
+    # the particle's walk (D_com twice the atoms', one realisation) and velocity come back
+    assert kept.fit.D_cm2_per_s > 1.5 * moving.fit.D_cm2_per_s
+
+
+def test_the_centre_of_mass_is_weighted_by_mass_over_every_atom():
+    # Two atoms: Pt still, Ga moving 1 Å per frame along x. The centre of mass moves
+    # m_Ga / (m_Ga + m_Pt) Å per frame, and Pt's drift-free MSD is that motion squared.
+    positions = np.zeros((20, 2, 3))
+    positions[:, 1, 0] = np.arange(20)
+    result = mean_squared_displacement(
+        positions, frame_interval_fs=1.0, numbers=[PT, GA], traced="Pt", max_lag_fs=10.0
+    )
+    share = atomic_masses[GA] / (atomic_masses[GA] + atomic_masses[PT])
+    np.testing.assert_allclose(result.msd_A2, (share * result.lag_fs) ** 2, rtol=1e-12)
+    equal = mean_squared_displacement(
+        positions,
+        frame_interval_fs=1.0,
+        numbers=[PT, GA],
+        masses=[1.0, 1.0],
+        traced="Pt",
+        max_lag_fs=10.0,
+    )
+    np.testing.assert_allclose(equal.msd_A2, (0.5 * equal.lag_fs) ** 2, rtol=1e-12)
+
+
+def test_all_atoms_are_one_selection_labelled_all():
+    walk, _, numbers = drifting_particle(n_frames=200)
+    result = mean_squared_displacement(
+        walk, frame_interval_fs=1.0, numbers=numbers, traced="all", max_lag_fs=50.0
+    )
+    assert result.symbol == "all" and list(result.indices) == list(range(55))
+    ga = mean_squared_displacement(
+        walk, frame_interval_fs=1.0, numbers=numbers, traced="Ga", max_lag_fs=50.0
+    )
+    pt = mean_squared_displacement(
+        walk, frame_interval_fs=1.0, numbers=numbers, traced="Pt", max_lag_fs=50.0
+    )
+    np.testing.assert_allclose(result.msd_A2, (50 * ga.msd_A2 + 5 * pt.msd_A2) / 55, rtol=1e-12)
 
 
 def test_fit_converts_the_einstein_slope_to_cm2_per_s():
@@ -455,6 +559,53 @@ def test_unwrapping_restores_paths_that_cross_the_periodic_cell():
     unwrapped = unwrap_positions(wrapped, cell, [True, True, True])
     np.testing.assert_allclose(unwrapped - unwrapped[0], path - path[0], atol=1e-9)
     np.testing.assert_allclose(msd_fft(unwrapped), msd_fft(path), atol=1e-8)
+
+
+def breathing_box_walk(scale, n_atoms=300, edge_A=10.0, step_A=0.3, seed=9):
+    """Random walkers in a cubic periodic box whose edge is edge_A x scale[t] at frame t.
+
+    Each frame the box changes and the atoms' positions are scaled with it about the origin,
+    as a barostat does, then each atom takes a Gaussian step (step_A per axis, so D = step_A^2/2
+    Å²/frame). Returns (wrapped, stored like TorchSim: never wrapped, scaled where they are,
+    cells), (F, N, 3) Å twice and (F, 3, 3) Å.
+    """
+    rng = np.random.default_rng(seed)
+    n_frames = len(scale)
+    cells = scale[:, None, None] * np.eye(3) * edge_A
+    steps = rng.normal(scale=step_A, size=(n_frames, n_atoms, 3))
+    wrapped = np.empty((n_frames, n_atoms, 3))
+    unwrapped = np.empty_like(wrapped)
+    wrapped[0] = unwrapped[0] = rng.uniform(0, edge_A * scale[0], size=(n_atoms, 3))
+    for t in range(1, n_frames):
+        factor = scale[t] / scale[t - 1]
+        wrapped[t] = (wrapped[t - 1] * factor + steps[t]) % (edge_A * scale[t])
+        unwrapped[t] = unwrapped[t - 1] * factor + steps[t]
+    return wrapped, unwrapped, cells
+
+
+def test_unwrapping_in_a_growing_npt_cell_gives_the_walkers_diffusion_coefficient():
+    """An NPT-like run: the cell grows by 30 % while the atoms diffuse across its faces. The
+    unwrapped MSD's D is the walkers' whichever image the file kept; counting crossed images
+    times the current cell (what unwrapping in fractional coordinates gives) adds 20 %."""
+    scale = np.linspace(1.0, 1.3, 2001)
+    wrapped, unwrapped, cells = breathing_box_walk(scale)
+    D_walk = 0.3**2 / 2 * 0.1  # Å²/fs -> cm²/s, 1 fs frames
+    values = {}
+    for name, positions in (("wrapped", wrapped), ("unwrapped", unwrapped)):
+        run = Trajectory(
+            positions=positions,
+            numbers=np.full(positions.shape[1], GA),
+            masses=np.full(positions.shape[1], atomic_masses[GA]),
+            cell=cells,
+            pbc=np.ones(3, dtype=bool),
+            step=np.arange(len(scale)),
+            time_fs=np.arange(len(scale), dtype=float),
+            time_step_fs=1.0,
+            save_interval=1,
+        )
+        values[name] = msd_of(run, "Ga", max_lag_fs=1000.0)
+        assert values[name].fit.D_cm2_per_s == pytest.approx(D_walk, rel=0.05)
+    np.testing.assert_allclose(values["wrapped"].msd_A2, values["unwrapped"].msd_A2, rtol=1e-9)
 
 
 # ---------------------------------------------------------------- net force
@@ -510,9 +661,121 @@ def test_trajectory_conveniences_pass_the_runs_arrays():
     assert pdf_of(run).label == "all"
     trace = trace_of(run, "Pt")
     assert trace.distance_A.shape == (20, 2)
+    # every atom moves by (0.01, 0.01, 0.01) Å per 20 fs frame: the particle drifts as a whole,
+    # which is no diffusion unless the drift is kept
     msd = msd_of(run, "Pt", max_lag_fs=200.0)
-    # every atom moves by (0.01, 0.01, 0.01) Å per 20 fs frame
+    np.testing.assert_allclose(msd.msd_A2, 0.0, atol=1e-12)
+    msd = msd_of(run, "Pt", max_lag_fs=200.0, remove_drift=False)
     np.testing.assert_allclose(msd.msd_A2, 3 * (0.01 * msd.lag_fs / 20.0) ** 2, atol=1e-12)
     assert net_force_of(run).vector_eV_per_A.shape == (20, 3)
     with pytest.raises(ValueError, match="no forces"):
         net_force_of(small_run(with_forces=False))
+
+
+# ---------------------------------------------------------------- from the command line
+
+
+def write_run(path, positions, numbers, frame_fs=2.0):
+    """An H5MD trajectory of `positions` (F, N, 3) Å, one frame every `frame_fs` fs."""
+    from scalms.io.trajectory import TrajectoryWriter
+
+    with TrajectoryWriter.create(
+        path,
+        numbers=numbers,
+        masses=atomic_masses[numbers],
+        pbc=[False] * 3,
+        time_step_fs=frame_fs,
+        save_interval=1,
+        model="lj",
+        structure="drifting",
+        parameters={},
+        target_step=len(positions) - 1,
+        velocities=False,
+        forces=False,
+    ) as writer:
+        for step, frame in enumerate(positions):
+            writer.append(step=step, positions=frame, cell=np.eye(3) * 40.0)
+        writer.mark_complete()
+
+
+def test_analyze_diffusion_gives_one_record_per_selection_with_the_drift_removed(tmp_path):
+    import csv
+
+    from typer.testing import CliRunner
+
+    from scalms.cli import app
+    from scalms.io.analysis_files import load_record
+
+    walk, drift, numbers = drifting_particle(n_frames=600)
+    write_run(tmp_path / "run.h5md", walk + drift[:, None, :], numbers)
+    runner = CliRunner()
+    for out, options in (
+        ("removed", ["-e", "Ga", "-e", "Pt", "--element", "all", "--no-plot"]),
+        ("kept", ["-e", "all", "--keep-drift"]),
+    ):
+        command = ["analyze", "diffusion", str(tmp_path / "run.h5md"), "--msd-max-lag-fs", "200"]
+        result = runner.invoke(app, [*command, "--out", str(tmp_path / out), *options])
+        assert result.exit_code == 0, result.output
+    with open(tmp_path / "removed" / "diffusion.csv") as handle:
+        rows = {row["element"]: row for row in csv.DictReader(handle)}
+    assert sorted(rows) == ["Ga", "Pt", "all"]
+    assert [rows[k]["n_traced"] for k in ("Ga", "Pt", "all")] == ["50", "5", "55"]
+    assert {row["centre_of_mass_drift"] for row in rows.values()} == {"removed"}
+    removed = load_record(tmp_path / "removed" / "lj" / "drifting" / "msd_all.json")
+    direct = mean_squared_displacement(
+        walk, frame_interval_fs=2.0, numbers=numbers, traced="all", max_lag_fs=200.0
+    )
+    np.testing.assert_allclose(removed.msd_A2, direct.msd_A2, rtol=1e-6, atol=1e-9)
+    kept = load_record(tmp_path / "kept" / "lj" / "drifting" / "msd_all.json")
+    assert (tmp_path / "kept" / "lj" / "drifting" / "msd_all.png").exists()  # a colour of its own
+    assert removed.drift_removed and not kept.drift_removed
+    assert kept.fit.D_cm2_per_s > 1.5 * removed.fit.D_cm2_per_s
+
+
+def test_a_diffusion_selection_that_is_no_element_is_one_clear_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from scalms.cli import app
+
+    walk, _, numbers = drifting_particle(n_frames=50)
+    write_run(tmp_path / "run.h5md", walk, numbers)
+    result = CliRunner().invoke(
+        app, ["analyze", "diffusion", str(tmp_path / "run.h5md"), "-e", "Xx", "--no-plot"]
+    )
+    assert result.exit_code == 2
+    assert "'all'" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "analysis").exists()
+
+
+def test_a_saved_request_naming_one_diffusion_element_still_reads_as_one_selection():
+    from scalms.dynamics.analyses import AnalysisRequest
+    from scalms.errors import ScalmsError
+
+    assert AnalysisRequest.from_dict({"diffusion": "Pt"}).diffusion == ("Pt",)
+    request = AnalysisRequest.from_options(diffusion=["Ga", "all"])
+    assert request.diffusion == ("Ga", "all") and request.msd_remove_drift
+    assert AnalysisRequest.from_dict(request.to_dict()) == request
+    with pytest.raises(ScalmsError, match="twice"):
+        AnalysisRequest.from_options(diffusion=["Pt", "Pt"])
+
+
+def test_analyze_pdf_takes_the_precision_and_refuses_an_unknown_one(tmp_path):
+    from typer.testing import CliRunner
+
+    from scalms.cli import app
+    from scalms.io.analysis_files import load_record
+
+    walk, _, numbers = drifting_particle(n_frames=5)
+    write_run(tmp_path / "run.h5md", walk, numbers)
+    command = ["analyze", "pdf", str(tmp_path / "run.h5md"), "--no-plot", "--mode", "pair-fraction"]
+    runner = CliRunner()
+    for precision in ("float64", "float32"):
+        out = tmp_path / precision
+        result = runner.invoke(app, [*command, "--precision", precision, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        record = load_record(out / "lj" / "drifting" / "pdf_all.json")
+        expected = pair_distribution(walk, mode="pair-fraction", precision=precision)
+        np.testing.assert_array_equal(record.g, expected.g)
+    result = runner.invoke(app, [*command, "--precision", "float16", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "float16" in result.output
+    assert not (tmp_path / "x").exists()

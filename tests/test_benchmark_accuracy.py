@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from scalms.benchmark.accuracy import FLAT, STORE, analyse
 from scalms.benchmark.metrics import error_stats, net_forces
+from scalms.benchmark.parity import model_parity
 from scalms.benchmark.reference import read_reference
 from scalms.cli import app
 from scalms.io.benchmark_accuracy import (
@@ -207,6 +208,42 @@ def test_committee_spread_of_models_that_disagree_tracks_their_error(benchmark_d
     assert report.committee.per_atom.bin_error[-1] > report.committee.per_atom.bin_error[0]
 
 
+def test_parity_records_refit_each_models_element_offsets_and_carry_the_raw_statistics(
+    benchmark_dir,
+):
+    """The noisy model sits 2 eV per atom above the reference: its energy parity record has that
+    offset refitted away, and both records carry the statistics the metrics report."""
+    workdir, _, _ = benchmark_dir
+    report = analyse(workdir, plot=False)
+    metrics = {m.model: m for m in report.metrics}
+    for model in ("good", "noisy"):
+        record = model_parity(report.table, model)
+        assert record.forces.stats == metrics[model].forces.components
+        assert record.energy.stats == metrics[model].energy.aligned_per_atom
+        np.testing.assert_array_equal(record.forces.reference, report.table.reference_forces(model))
+        np.testing.assert_array_equal(
+            record.force_component_errors,
+            (report.table.predicted_forces(model) - report.table.reference_forces(model)).ravel(),
+        )
+    noisy = model_parity(report.table, "noisy").energy
+    assert np.abs(noisy.predicted - noisy.reference).max() < 0.1  # not 2 eV/atom
+
+
+def test_the_plots_import_nothing_of_the_benchmark():
+    """Plots draw the records they are given: no fitting, no reading of the benchmark's files."""
+    import ast
+    from pathlib import Path
+
+    import scalms.plots
+
+    for path in Path(scalms.plots.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom | ast.Import):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                names += [alias.name for alias in node.names]
+                assert not any(n.startswith("scalms.benchmark") for n in names), path.name
+
+
 def _values(data):
     """Numbers of a trace field as plotly wrote them: a list, or base64 with a dtype."""
     if isinstance(data, dict) and "bdata" in data:
@@ -226,6 +263,7 @@ def _plotly_figure(html_path):
     return data, layout
 
 
+@pytest.mark.slow
 def test_every_plot_is_written_and_holds_the_expected_traces(benchmark_dir):
     workdir, _, _ = benchmark_dir
     report = analyse(workdir, plot=True, committee=["good", "noisy"])
@@ -330,6 +368,7 @@ def test_cli_refuses_an_unknown_model_before_running_anything(tmp_path, builtin_
     )  # fmt: skip
     assert result.exit_code == 2
     assert "model 'nope' is not in" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "w").exists()  # nothing ran, nothing was written
 
 
 def test_cli_analyze_errors_are_one_message(tmp_path, benchmark_dir):
@@ -357,6 +396,7 @@ def test_a_working_dir_keeps_its_reference_set(tmp_path, benchmark_dir, builtin_
     assert models_of(h5py.File(workdir / STORE, "r")) == ["good", "noisy"]  # untouched
 
 
+@pytest.mark.slow
 def test_a_failing_model_leaves_the_others_results(tmp_path, builtin_config):
     """Lennard-Jones and EMT through real children; EMT does not know Ga and fails alone."""
     path = _reference_file(tmp_path / "ref.extxyz", [0, 1], np.random.default_rng(0))

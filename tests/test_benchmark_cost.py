@@ -4,7 +4,6 @@ child (the builtin Lennard-Jones model, in scalms's own interpreter)."""
 import csv
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -15,20 +14,20 @@ from scalms.benchmark.sampler import GpuProbe, ResourceSampler
 from scalms.cli import app
 from scalms.io.trajectory import trajectory_info
 
-from .conftest import EXAMPLES
+from .conftest import EXAMPLES, wait_for
 from .test_benchmark_accuracy import _plotly_figure, _values
 
 runner = CliRunner()
 
+# Spins one core until killed, while its own child holds 300 MiB; the grandchild reads its
+# stdin, so it ends when its parent does.
 BUSY_PARENT = """
-import subprocess, sys, time
+import subprocess, sys
 holder = subprocess.Popen([sys.executable, "-c",
-    "import time; block = bytearray(300 * 2**20); block[::4096] = b'x' * len(block[::4096]); "
-    "time.sleep(30)"])
-end = time.time() + 4.0
-while time.time() < end:
+    "import sys; block = bytearray(300 * 2**20); block[::4096] = b'x' * len(block[::4096]); "
+    "print('holding', flush=True); sys.stdin.read()"], stdin=subprocess.PIPE)
+while True:
     pass
-holder.kill()
 """
 
 
@@ -39,27 +38,45 @@ def test_sampler_sees_a_busy_childs_cpu_and_its_descendants_memory():
         with ResourceSampler(interval_s=0.1) as sampler:
             sampler.watch(child.pid)
             sampler.label(model="busy", phase="md")
-            time.sleep(3.0)
+
+            def seen() -> bool:
+                samples = list(sampler.samples)
+                return (
+                    len(samples) >= 10
+                    and max(s.rss_MB for s in samples) > 300.0  # the grandchild's block
+                    and max(s.cpu_percent for s in samples) > 50.0  # a core spinning
+                )
+
+            wait_for(seen, "ten samples, the spinning core and the 300 MiB block")
     finally:
         child.kill()
         child.wait()
     samples = sampler.samples
-    assert len(samples) >= 10
-    assert max(s.cpu_percent for s in samples) > 50.0  # one core spinning (100 % when idle)
-    assert max(s.rss_MB for s in samples) > 300.0  # the grandchild's block
     assert max(s.n_processes for s in samples) == 2
     assert all(s.label == {"model": "busy", "phase": "md"} for s in samples)
     row = samples[-1].row()
     assert row["model"] == "busy" and {"cpu_percent", "rss_MB", "gpu_memory_scope"} <= set(row)
 
 
-def test_sampler_takes_no_sample_of_nothing_and_gpu_readings_say_their_scope():
+def test_sampler_reads_only_a_watched_live_process_and_gpu_readings_say_their_scope():
     sampler = ResourceSampler(interval_s=0.05)
     assert sampler.sample() is None  # nothing watched yet
-    sampler.watch(subprocess.Popen([sys.executable, "-c", "pass"]).pid)
-    time.sleep(1.0)  # the process has ended (a zombie or gone): no reading
+    process = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                               stdin=subprocess.PIPE)  # fmt: skip
+    try:
+        sampler.watch(process.pid)
+        reading = sampler.sample()
+        assert reading is not None and reading.n_processes == 1 and reading.rss_MB > 1.0
+        sampler.watch(None)
+        assert sampler.sample() is None  # watching stopped: no reading
+        sampler.watch(process.pid)
+    finally:
+        process.kill()
+        process.wait()
+    assert sampler.sample() is None  # the process has ended: no reading
+    assert len(sampler.samples) == 1  # only the reading of the live process was kept
     probe = GpuProbe()
-    util, memory, util_scope, memory_scope = probe.read({1})
+    util, memory, util_scope, memory_scope = probe.read({process.pid})
     if probe.available:  # a machine with an NVIDIA driver
         assert util_scope in ("process", "device") and memory_scope in ("process", "device")
         assert np.isfinite(memory)
@@ -83,6 +100,7 @@ def _csv(path):
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow
 def test_cost_times_md_per_structure_and_writes_raw_and_averaged_csv(tmp_path, builtin_config):
     workdir = tmp_path / "cost"
     structures = [
@@ -135,6 +153,7 @@ def test_cost_times_md_per_structure_and_writes_raw_and_averaged_csv(tmp_path, b
     assert (workdir / "plots" / "cost_resources.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_batched_cost_measures_throughput_against_systems_per_batch(tmp_path, builtin_config):
     workdir = tmp_path / "batched"
     result = runner.invoke(

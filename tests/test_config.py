@@ -182,3 +182,25 @@ def test_bad_static_options_exit_2_before_any_child_starts(
     assert result.exit_code == 2, result.output
     assert expected in " ".join(result.output.split())
     assert (tmp_path / "existing.h5").read_bytes() == b"earlier results"
+
+
+@pytest.mark.parametrize("key", ["model_path", "venv_path"])
+@pytest.mark.parametrize("value", ["123", "[a, b]", "true"])
+def test_paths_that_yaml_reads_as_numbers_or_lists_are_refused(tmp_path, key, value):
+    path = write_model_config(tmp_path, f"MACE:\n  models:\n    small:\n      {key}: {value}\n")
+    with pytest.raises(ConfigError, match=rf"MACE.models.small.{key}: expected a path, got"):
+        load_config(path)
+
+
+def test_a_quoted_number_is_a_path(tmp_path):
+    path = write_model_config(tmp_path, "MACE:\n  models:\n    small:\n      model_path: '123'\n")
+    assert load_config(path).entries["small"].model_path == tmp_path / "123"
+
+
+def test_a_builtin_model_with_a_missing_interpreter_is_told_to_fix_venv_path(tmp_path):
+    path = write_model_config(
+        tmp_path, "builtin:\n  models:\n    lj:\n      venv_path: /nowhere/bin/python\n"
+    )
+    (problem,) = entry_problems(load_config(path).entries["lj"])
+    assert "fix venv_path, or remove it to use scalms's own interpreter" in problem
+    assert "env create" not in problem  # builtin has no environment to create

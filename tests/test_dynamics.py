@@ -12,7 +12,7 @@ from scalms.dynamics.torchsim_md import BatchRun
 from scalms.errors import ScalmsError
 from scalms.io.trajectory import TrajectoryWriter, read_trajectory, trajectory_info
 from scalms.models.loading import load
-from scalms.testing import ga_cluster
+from scalms.testing import ga_bulk, ga_cluster
 
 LJ = ModelEntry(name="lj", family="builtin")
 
@@ -86,6 +86,7 @@ def test_frames_fall_on_multiples_of_the_save_interval_up_to_the_target(tmp_path
     assert torchsim_md.load_checkpoint(tmp_path / "b.pt")["step"] == 23
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["torchsim", "ase"])
 def test_nve_conserves_total_energy(tmp_path, engine, lj_torchsim, lj_ase):
     settings = MDSettings(
@@ -107,17 +108,107 @@ def test_nve_conserves_total_energy(tmp_path, engine, lj_torchsim, lj_ase):
     assert np.ptp(trajectory.kinetic_energy) > 100 * np.abs(total - total[0]).max()
 
 
-def test_langevin_holds_the_target_temperature(tmp_path, lj_torchsim):
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("engine", "ensemble"),
+    [
+        ("torchsim", "nvt-langevin"),
+        ("torchsim", "nvt-nose-hoover"),
+        ("torchsim", "npt"),
+        ("ase", "nvt-langevin"),
+        ("ase", "nvt-nose-hoover"),
+    ],
+)
+def test_every_thermostat_holds_the_target_after_five_thermostat_times(
+    tmp_path, engine, ensemble, lj_torchsim, lj_ase
+):
+    # Gallium (69.7 amu) in a periodic cell, started on its lattice at the target temperature:
+    # half the kinetic energy flows into the lattice at once, and the thermostat must put it
+    # back within its time. NPT's friction was once given as a rate, 70 times too weak for Ga.
+    tau_fs = 25.0
     settings = MDSettings(
-        n_steps=200, time_step_fs=2.0, temperature_K=500, save_interval=10, thermostat_time_fs=20
+        n_steps=105,
+        time_step_fs=5.0,
+        temperature_K=600,
+        ensemble=ensemble,
+        save_interval=1,
+        thermostat_time_fs=tau_fs,
+        barostat_time_fs=500.0,
     )
-    runs = _torchsim_runs(tmp_path, [ga_cluster(3, seed=s) for s in range(3)], settings)
-    torchsim_md.run_batch(runs, lj_torchsim, settings, tmp_path / "b.pt", "cpu")
+    structures = [ga_bulk(3, rattle_A=0.0, seed=s) for s in range(2 if engine == "torchsim" else 1)]
+    if engine == "torchsim":
+        runs = _torchsim_runs(tmp_path, structures, settings)
+        torchsim_md.run_batch(runs, lj_torchsim, settings, tmp_path / "b.pt", "cpu")
+    else:
+        runs = [
+            BatchRun("s0", structures[0], _writer(tmp_path / "s0.h5md", structures[0], settings))
+        ]
+        ase_md.run_one(runs[0], lj_ase, settings, tmp_path / "s0.npz")
     _close(runs)
     late = np.concatenate(
-        [read_trajectory(tmp_path / f"s{i}.h5md").temperature_K[10:] for i in range(3)]
+        [
+            trajectory.temperature_K[trajectory.time_fs >= 5 * tau_fs]
+            for trajectory in (read_trajectory(tmp_path / f"s{i}.h5md") for i in range(len(runs)))
+        ]
     )
-    assert abs(late.mean() - 500) < 50
+    assert late.mean() == pytest.approx(600, rel=0.06), late.mean()
+
+
+def _lj_fcc_gallium(a_A: float):
+    """32 Ga atoms on an fcc lattice of constant ``a_A`` (Å), periodic."""
+    from ase.build import bulk
+
+    return bulk("Ga", "fcc", a=a_A, cubic=True).repeat(2)
+
+
+def _static_pressure_GPa(a_A: float, calculator) -> float:
+    from ase import units
+
+    atoms = _lj_fcc_gallium(a_A)
+    atoms.calc = calculator
+    return float(-np.trace(atoms.get_stress(voigt=False)) / 3 / units.GPa)
+
+
+@pytest.mark.slow
+def test_npt_moves_the_volume_towards_the_pressure_asked_in_bar(tmp_path, lj_torchsim, lj_ase):
+    from scipy.optimize import brentq
+
+    # The static pressure-volume curve of the same model (ASE's stress) is the reference:
+    # where it crosses 1 atm and 10 GPa (100,000 bar).
+    a_zero = brentq(lambda a: _static_pressure_GPa(a, lj_ase), 3.5, 4.2)
+    a_high = brentq(lambda a: _static_pressure_GPa(a, lj_ase) - 10.0, 3.4, 4.2)
+    v_zero, v_high = _lj_fcc_gallium(a_zero).get_volume(), _lj_fcc_gallium(a_high).get_volume()
+
+    def volumes(pressure_bar, starts, folder):
+        settings = MDSettings(
+            n_steps=200,
+            time_step_fs=4.0,
+            temperature_K=100,
+            ensemble="npt",
+            save_interval=5,
+            thermostat_time_fs=100.0,
+            barostat_time_fs=1000.0,
+            pressure_bar=pressure_bar,
+        )
+        folder.mkdir()
+        runs = _torchsim_runs(folder, [_lj_fcc_gallium(a_zero * f) for f in starts], settings)
+        torchsim_md.run_batch(runs, lj_torchsim, settings, folder / "b.pt", "cpu")
+        _close(runs)
+        return [
+            np.abs(np.linalg.det(read_trajectory(folder / f"s{i}.h5md").cell))
+            for i in range(len(starts))
+        ]
+
+    # At 1 atm a cell compressed 11 % above its equilibrium density expands, and one stretched
+    # 12 % below it contracts, each closing more than half of its gap.
+    compressed, stretched = volumes(1.01325, (0.96, 1.04), tmp_path / "atm")
+    assert compressed[-1] - compressed[0] > 0.5 * (v_zero - compressed[0])
+    assert stretched[0] - stretched[-1] > 0.5 * (stretched[0] - v_zero)
+    # At 100,000 bar the volume oscillates about the static curve's 10 GPa volume (8 % below
+    # the 1 atm one); a pressure read in the wrong unit would land nowhere near it.
+    (squeezed,) = volumes(100_000.0, (1.0,), tmp_path / "high")
+    assert squeezed[len(squeezed) // 2 :].mean() == pytest.approx(v_high, rel=0.02)
+    assert v_high < 0.94 * v_zero
 
 
 def test_batched_structures_each_get_their_own_frames(tmp_path, lj_torchsim):
@@ -238,24 +329,43 @@ def _md_task(tmp_path, structures, settings, backend="auto"):
     return Task("md", LJ, tmp_path / "summary.json", "cpu", 0, params)
 
 
-def test_a_batch_out_of_memory_is_halved_and_rerun_with_torchsim(tmp_path, monkeypatch):
+class _OutOfMemoryAbove:
+    """A TorchSim model whose device holds at most ``n_atoms`` atoms: a larger batch raises
+    torch's own ``OutOfMemoryError`` (with a message that does not say "out of memory")."""
+
+    def __init__(self, model, n_atoms: int):
+        self._model, self._n_atoms = model, n_atoms
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def __call__(self, state):
+        import torch
+
+        if state.n_atoms > self._n_atoms:
+            raise torch.OutOfMemoryError(f"Tried to allocate 2.00 GiB for {state.n_atoms} atoms")
+        return self._model(state)
+
+
+def test_a_batch_out_of_memory_is_halved_and_rerun_with_torchsim(tmp_path):
     import json
 
-    from scalms.workers import md_job
+    from scalms.dynamics import md_job
 
-    real = torchsim_md.run_batch
     sizes = []
 
-    def small_batches_only(runs, *args, **kwargs):
-        sizes.append(len(runs))
-        if len(runs) > 1:
-            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(runs, *args, **kwargs)
+    class SmallDevice(md_job.Job):
+        def _load(self, backend):
+            loaded = super()._load(backend)
+            return _OutOfMemoryAbove(loaded, n_atoms=55) if backend == "torchsim" else loaded
 
-    monkeypatch.setattr(torchsim_md, "run_batch", small_batches_only)
+        def _torchsim_batch(self, labels, model, progress):
+            sizes.append(len(labels))
+            return super()._torchsim_batch(labels, model, progress)
+
     settings = MDSettings(n_steps=6, time_step_fs=2.0, save_interval=3)
     task = _md_task(tmp_path, [ga_cluster(3, seed=s) for s in range(3)], settings)
-    md_job.Job(task, "cpu").run()
+    SmallDevice(task, "cpu").run()
     assert sizes == [3, 1, 2, 1, 1]  # 3 -> 1 + 2 -> 1 + 1 + 1
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert {run["backend"] for run in summary["runs"].values()} == {"torchsim"}
@@ -267,10 +377,27 @@ def test_a_batch_out_of_memory_is_halved_and_rerun_with_torchsim(tmp_path, monke
         assert trajectory.complete and list(trajectory.step) == [0, 3, 6]
 
 
+def test_out_of_memory_is_told_by_torch_s_error_type_and_by_other_backends_messages():
+    import torch
+
+    from scalms.workers.memory import is_out_of_memory
+
+    assert is_out_of_memory(torch.OutOfMemoryError("Tried to allocate 2.00 GiB"))
+    assert is_out_of_memory(RuntimeError("MPS backend out of memory (MPS allocated: 9 GB)"))
+    try:
+        try:
+            raise torch.OutOfMemoryError("Tried to allocate 20 MiB")
+        except torch.OutOfMemoryError as err:
+            raise RuntimeError("the batch failed") from err
+    except RuntimeError as wrapped:
+        assert is_out_of_memory(wrapped)
+    assert not is_out_of_memory(RuntimeError("an illegal memory access was encountered"))
+
+
 def test_a_failing_batch_falls_back_to_ase_and_says_why(tmp_path, monkeypatch):
     import json
 
-    from scalms.workers import md_job
+    from scalms.dynamics import md_job
 
     def broken(*args, **kwargs):
         raise RuntimeError("a kernel failed")
@@ -327,6 +454,7 @@ def _stage_temperatures(trajectory, settings):
     return means
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["torchsim", "ase"])
 def test_both_engines_follow_the_temperature_program(tmp_path, engine, lj_torchsim, lj_ase):
     settings = MDSettings.staged(STAGES, time_step_fs=2.0, save_interval=2, thermostat_time_fs=20)
@@ -344,6 +472,7 @@ def test_both_engines_follow_the_temperature_program(tmp_path, engine, lj_torchs
     assert hot > 3 * cold
 
 
+@pytest.mark.slow
 def test_a_run_cut_in_the_hot_stage_resumes_to_the_same_frames(tmp_path, lj_torchsim):
     settings = MDSettings.staged(
         STAGES, time_step_fs=2.0, save_interval=5, checkpoint_every=4, seed=3

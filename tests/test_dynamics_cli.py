@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scalms.cli import app
+from scalms.dynamics.workdir import readable_info
 from scalms.io.results import list_runs, read_run
 from scalms.io.trajectory import read_trajectory, trajectory_info
 from tests.conftest import EXAMPLES
@@ -152,6 +153,7 @@ def _md_command(workdir, config):
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_frames(tmp_path, builtin_config):
     whole = subprocess.run(
         _md_command(tmp_path / "whole", builtin_config), capture_output=True, text=True
@@ -167,7 +169,8 @@ def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_frames(tmp_path,
     deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline:
-            if trajectory.exists() and trajectory_info(trajectory).n_frames >= 23:
+            info = readable_info(trajectory)  # None until its header is on disk
+            if info is not None and info.n_frames >= 23:
                 break
             time.sleep(0.2)
         else:

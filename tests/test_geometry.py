@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -223,7 +224,7 @@ def test_labels_put_the_host_first():
 
 @pytest.fixture(scope="module")
 def particle():
-    from scalms.geometry.nanoparticles import in_vacuum
+    from scalms.geometry.plan import in_vacuum
 
     return in_vacuum(
         wulff_particle(bulk_crystal("Ga"), shipped_surface_energies("Ga"), 150).atoms, 10
@@ -330,8 +331,9 @@ def test_the_melt_check_calls_diffusing_disordered_atoms_liquid_and_a_vibrating_
     from scalms.geometry.melt import LIQUID_D_CM2_PER_S, check_melt
 
     # 3 x 0.3^2 Å^2 per 50 fs frame: D = 0.27 / (6 x 50) Å^2/fs = 9e-5 cm^2/s.
-    liquid = check_melt(_trajectory(60, 50.0, step_A=0.3), final_steps=400)  # 41 frames, 2 ps
-    assert liquid.n_frames == 41 and liquid.window_fs == 2000
+    # 40 frames after the hot stage's last (step 190), 1.95 ps
+    liquid = check_melt(_trajectory(60, 50.0, step_A=0.3), final_steps=400)
+    assert liquid.n_frames == 40 and liquid.window_fs == 1950
     assert liquid.D_cm2_per_s == pytest.approx(9e-5, rel=0.3)
     assert liquid.lindemann > 0.1 and liquid.q6_final < 0.5 * liquid.q6_crystal
     assert liquid.liquid is True
@@ -340,3 +342,69 @@ def test_the_melt_check_calls_diffusing_disordered_atoms_liquid_and_a_vibrating_
     assert crystal.lindemann < 0.05 and crystal.liquid is False
     short = check_melt(_trajectory(60, 10.0, step_A=0.3), final_steps=400)  # 0.4 ps
     assert short.D_cm2_per_s is None and short.liquid is None and short.lindemann is not None
+
+
+def test_the_melt_verdict_judges_only_the_last_stage_after_the_quench():
+    """A run whose stages tell themselves apart: 450 K and still, 1000 K and fast, the quench
+    (700 K, fast) and the settled last stage (450 K, slow). The verdict sees only the last."""
+    from scalms.geometry.melt import MeltProtocol, check_melt, final_stage
+
+    protocol = MeltProtocol(
+        equilibrate_ps=0.5, hot_ps=1.0, final_ps=3.0, time_step_fs=5.0, save_interval=10
+    )  # 100 + 200 + 600 steps; the thermostat time is 100 steps, the quench 3 of them
+    assert protocol.quench_steps == 300
+    quench_end = 100 + 200 + 300
+    step = np.arange(0, 901, 10)
+    temperature = np.select(
+        [step <= 100, step <= 300, step <= quench_end], [450.0, 1000.0, 700.0], 450.0
+    )
+    settled = step > quench_end
+    rng = np.random.default_rng(6)
+    base = wulff_particle(bulk_crystal("Ga"), shipped_surface_energies("Ga"), 50).atoms.positions
+    # 0.05 Å per axis per 50 fs frame once settled (D = 2.5e-6 cm²/s), 0.4 Å before it
+    scale = np.where(settled, 0.05, 0.4)[:, None, None]
+    walk = np.cumsum(rng.normal(size=(len(step), *base.shape)) * scale, axis=0)
+    walk[0] = 0.0
+    trajectory = _trajectory(len(step), 50.0, step_A=0.0)
+    trajectory = replace(trajectory, positions=base + walk, step=step, temperature_K=temperature)
+    final = final_stage(trajectory, protocol.final_steps, protocol.quench_steps)
+    assert list(final.step) == list(step[settled])  # from step 610: no hot or quench frame
+    check = check_melt(trajectory, protocol.final_steps, protocol.quench_steps)
+    assert check.n_frames == settled.sum() == 30 and check.temperature_K == 450.0
+    assert check.D_cm2_per_s == pytest.approx(2.5e-6, rel=0.35)
+    assert check.liquid is False  # slow at the target: the fast hot frames do not count
+
+
+# -- what fits: sizes checked before anything is built ------------------------------------
+
+
+def test_a_particle_larger_than_the_free_memory_is_refused_with_the_largest_that_fits():
+    from scalms.geometry.plan import CUT_BYTES_PER_ATOM, check_fits
+
+    free = 24 * 10**9  # the 24 GB of a small workstation
+    with pytest.raises(ScalmsError, match=r"100,000,000 atoms needs about 150.0 GB") as refused:
+        check_fits(100_000_000, CUT_BYTES_PER_ATOM, "a Wulff particle", available=free)
+    assert "at most about 8,000,000 atoms" in str(refused.value)
+    check_fits(100_000, CUT_BYTES_PER_ATOM, "a Wulff particle", available=free)
+
+
+def test_the_cut_memory_estimate_covers_a_measured_cut():
+    """The estimate per atom is at least what cutting a particle of 20,000 atoms takes."""
+    import tracemalloc
+
+    from scalms.geometry.plan import CUT_BYTES_PER_ATOM
+
+    crystal, energies = bulk_crystal("Ga"), shipped_surface_energies("Ga")
+    tracemalloc.start()
+    wulff_particle(crystal, energies, 20_000)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak / 20_000 < CUT_BYTES_PER_ATOM
+
+
+@pytest.mark.parametrize("repeat", [(0, 1, 1), (2, -1, 2), (1, 1, 0)])
+def test_a_bulk_cell_needs_a_repeat_of_at_least_one_along_each_axis(repeat):
+    from scalms.geometry.plan import SoluteRequest, plan_bulk
+
+    with pytest.raises(ScalmsError, match="at least 1"):
+        plan_bulk(bulk_crystal("Ga"), repeat, SoluteRequest())

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
-import time
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -15,8 +16,7 @@ from ase.io import read, write
 from typer.testing import CliRunner
 
 from scalms.cli import app
-from scalms.io.trajectory import trajectory_info
-from tests.conftest import needs_env
+from tests.conftest import frames_on_disk, needs_env, wait_for
 
 runner = CliRunner()
 SCALMS = [os.path.join(os.path.dirname(sys.executable), "scalms")]
@@ -111,6 +111,7 @@ def lj_melt(tmp_path_factory):
     return folder / "np", config, result
 
 
+@pytest.mark.slow
 def test_a_short_hot_stage_leaves_a_liquid_particle(lj_melt):
     out, _, result = lj_melt
     assert result.returncode == 0, result.stdout + result.stderr
@@ -134,6 +135,21 @@ def test_a_short_hot_stage_leaves_a_liquid_particle(lj_melt):
     assert (out / "melt" / "report.html").exists()
 
 
+@pytest.mark.slow
+def test_the_melt_report_shows_the_version_start_and_thermostat_it_ran_with(lj_melt):
+    out, _, result = lj_melt
+    assert result.returncode == 0, result.stdout + result.stderr
+    from scalms import __version__
+
+    page = (out / "melt" / "report.html").read_text()
+    cells = dict(re.findall(r"<tr><td>([^<]+)</td><td>([^<]*)</td></tr>", page))
+    assert cells["scalms"] == __version__
+    assert datetime.fromisoformat(cells["started"]) <= datetime.now(UTC)
+    # No --thermostat-time-fs given: the run used 100 time steps of 4 fs.
+    assert float(cells["thermostat_time_fs"]) == pytest.approx(400.0)
+
+
+@pytest.mark.slow
 def test_solutes_added_after_melting_sit_on_the_melted_positions(lj_melt):
     out, _, _ = lj_melt
     rows = _rows(out)
@@ -148,6 +164,7 @@ def test_solutes_added_after_melting_sit_on_the_melted_positions(lj_melt):
     assert [s["label"] for s in melt["structures"]] == [host.get_chemical_formula()]
 
 
+@pytest.mark.slow
 def test_a_melt_killed_with_sigkill_resumes_to_the_same_particle(lj_melt, tmp_path):
     whole, config, _ = lj_melt
     cut = tmp_path / "np"
@@ -159,14 +176,14 @@ def test_a_melt_killed_with_sigkill_resumes_to_the_same_particle(lj_melt, tmp_pa
     )
     label = next(r for r in _rows(whole).values() if not r["solute"])["label"]
     trajectory = cut / "melt" / "trajectories" / "lj" / f"{label}.h5md"
-    deadline = time.monotonic() + 300
+    # The kill must come in the hot stage, after frames are on disk: wait for the file to read
+    # back 45 frames, however long a loaded machine takes to get there.
     try:
-        while time.monotonic() < deadline:
-            if trajectory.exists() and trajectory_info(trajectory).n_frames >= 45:
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail("the melt never reached frame 45")
+        wait_for(
+            lambda: frames_on_disk(trajectory) >= 45 or process.poll() is not None,
+            "the melt's 45th frame on disk",
+        )
+        assert process.poll() is None, f"the melt ended early (exit code {process.poll()})"
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
@@ -180,6 +197,7 @@ def test_a_melt_killed_with_sigkill_resumes_to_the_same_particle(lj_melt, tmp_pa
     assert _rows(cut).keys() == _rows(whole).keys()
 
 
+@pytest.mark.slow
 def test_a_bulk_cell_melts_under_npt_and_changes_its_volume(tmp_path, builtin_config):
     out = tmp_path / "bulk"
     result = _invoke(
@@ -240,35 +258,39 @@ def test_adsorbates_on_a_trajectory_frame_report_what_was_placed(tmp_path):
 
 @pytest.mark.sevennet
 @needs_env("sevennet")
-def test_sevennet_melts_a_gallium_particle_through_its_environment(tmp_path):
-    """The embedded default model, in its own environment, melts a ~50-atom Ga particle."""
+def test_sevennet_runs_the_readme_melt_protocol_through_its_environment(tmp_path):
+    """The README demo's melt with the embedded default model, its stages cut to 60 steps: the
+    model's own environment, TorchSim, every stage's frames, the solute, the report. Whether a
+    particle melts is the protocol's physics, checked with Lennard-Jones above (the model is
+    not the point there, and 124 s of SevenNet-0 MD would be); SevenNet-0's melt of Ga50 and
+    Ga140 is recorded in docs/geometry.md."""
     config = tmp_path / "model_config.yaml"
     config.write_text("SevenNet:\n  models:\n    7net-0: {}\n")
     out = tmp_path / "np"
     result = subprocess.run(
         [
-            *SCALMS, "geometry", "nanoparticle", "--size", "50", "--model", "7net-0",
-            "-c", str(config), "-o", str(out), "--target-K", "450", "--hot-K", "1000",
-            "--equilibrate-ps", "0.1", "--hot-ps", "1.0", "--final-ps", "0.4",
-            "--time-step-fs", "2", "--save-interval", "10", "--device", "cpu",
+            *SCALMS, "geometry", "nanoparticle", "--size", "50", "--solute", "Pt", "--count", "1",
+            "--model", "7net-0", "-c", str(config), "-o", str(out), "--device", "cpu",
+            "--time-step-fs", "2", "--save-interval", "5", "--equilibrate-ps", "0.02",
+            "--hot-K", "1000", "--hot-ps", "0.06", "--final-ps", "0.04",
         ],
         capture_output=True,
         text=True,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    (row,) = _rows(out).values()
-    assert float(row["q6_final"]) < 0.5 * float(row["q6_crystal"])
-    assert row["liquid"] == "" and row["D_cm2_per_s"] == ""  # 0.4 ps: too short to judge
-    melted = read(out / row["final"])
-    assert _min_distance(melted) > 2.1
-    from scalms.analysis import pair_distribution
+    (row,) = _rows(out).values()  # the solute goes in before melting, as in the demo
+    assert (row["label"], row["solute_added"]) == ("Ga49Pt", "before")
+    assert row["liquid"] == "" and row["D_cm2_per_s"] == ""  # 0.04 ps: too short to judge
+    particle = read(out / row["final"])
+    assert (particle.numbers == 78).sum() == 1 and len(particle) == int(row["n_atoms"]) == 50
+    assert _min_distance(particle) > 2.1  # nothing fused at 1000 K
     from scalms.io.results import read_run
 
     trajectory = read_run(out / "melt" / "MD_dynamics_results.h5", "7net-0", row["label"])
     assert trajectory.attrs["backend"] == "torchsim"
-    crystal = pair_distribution(trajectory.positions[:1], r_max_A=8, n_bins=80).g
-    liquid = pair_distribution(trajectory.positions[-20:], r_max_A=8, n_bins=80).g
-    assert liquid[40:].max() < 0.5 * crystal[40:].max()
+    assert list(trajectory.step) == list(range(0, 61, 5))  # 10 + 30 + 20 steps
+    assert np.isfinite(trajectory.potential_energy).all()
+    assert -4.0 < trajectory.potential_energy[0] / len(particle) < -2.0  # eV/atom: bound Ga
     assert (out / "report.html").exists()
 
 

@@ -11,10 +11,11 @@ import subprocess
 import sys
 import weakref
 from colorsys import rgb_to_hls
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from matplotlib.colors import to_rgb
+from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 
 from scalms.analysis.results import (
@@ -51,6 +52,7 @@ from scalms.plots import (
     write_report,
 )
 from scalms.plots._style import SURFACE_COLOUR, final_frames, scientific
+from scalms.plots.benchmark_accuracy import parity_box_figure
 from scalms.trajectory import Trajectory
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -147,9 +149,36 @@ def test_element_colours_are_fixed_distinct_from_the_surface_and_readable_on_whi
     colours = [element_colour(symbol) for symbol in solutes]
     assert len(set(colours)) == len(solutes)
     assert SURFACE_COLOUR not in colours
-    assert element_colour("Pt") == element_colour("Pt")
     # jmol's white hydrogen would vanish on a white background: darkened
     assert rgb_to_hls(*to_rgb(element_colour("H")))[1] < 0.46
+
+
+def test_an_element_keeps_its_colour_in_every_figure_whatever_else_the_figure_holds():
+    """Pt is drawn alone, then after other elements (a colour taken from a cycle in order of
+    appearance would change): the same colour, in a trace summary and a parity plot alike."""
+
+    def solute_colour(ax) -> str:  # the summary cell's solute histogram (the surface is first)
+        return to_hex(ax.patches[1].get_facecolor(), keep_alpha=False)
+
+    alone = trace_summary_figure([_trace("Pt", 342)]).axes
+    among = trace_summary_figure([_trace(s, 342, seed=k) for k, s in enumerate(("Au", "Bi", "Pt"))])
+    au, bi, pt = (solute_colour(ax) for ax in among.axes)
+    assert solute_colour(alone[0]) == pt == element_colour("Pt")
+    assert len({au, bi, pt}) == 3
+
+    stats = SimpleNamespace(n=6, mae=0.0, rmse=0.0, r2=1.0)
+
+    def scatter_colours(numbers) -> dict[int, str]:
+        forces = np.arange(3.0 * len(numbers)).reshape(-1, 3)
+        ax = parity_box_figure(forces, forces, np.array(numbers), stats, model="m").axes[0]
+        return {
+            z: to_hex(c.get_facecolor()[0], keep_alpha=False)
+            for z, c in zip(sorted(set(numbers)), ax.collections, strict=True)
+        }
+
+    with_ga, with_au = scatter_colours([31, 78]), scatter_colours([78, 79])
+    assert with_ga[78] == with_au[78] == element_colour("Pt")
+    assert with_ga[31] == element_colour("Ga") and with_au[79] == element_colour("Au")
 
 
 def test_final_frames_selects_the_last_fraction_and_at_least_one_frame():

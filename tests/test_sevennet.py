@@ -1,5 +1,9 @@
 """The embedded default, SevenNet-0, through its own environment and the real child protocol."""
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -12,6 +16,14 @@ from .conftest import REPO, needs_env
 
 pytestmark = [pytest.mark.sevennet, needs_env("sevennet")]
 runner = CliRunner()
+LIST_IN_A_FRESH_PARENT = """
+import json, sys
+from typer.testing import CliRunner
+from scalms.cli import app
+result = CliRunner().invoke(app, ["models", "list", "-c", sys.argv[1]])
+heavy = {"torch", "torch_sim", "sevenn", "e3nn", "mace"} & set(sys.modules)
+print(json.dumps({"exit_code": result.exit_code, "output": result.output, "heavy": sorted(heavy)}))
+"""
 
 
 def test_readme_static_command_gives_matching_torchsim_and_ase_results(tmp_path, monkeypatch):
@@ -73,9 +85,17 @@ builtin:
     lj: {{}}
 """,
     )
-    result = runner.invoke(app, ["models", "list", "-c", str(config)])
-    assert result.exit_code == 0, result.output
-    rows = {line.split()[1]: line for line in result.output.splitlines() if "│" in line[:3]}
+    # In a fresh parent, so that what it imported is its own: the children probe the models.
+    completed = subprocess.run(
+        [sys.executable, "-c", LIST_IN_A_FRESH_PARENT, str(config)],
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout.splitlines()[-1])
+    assert result["exit_code"] == 0, result["output"]
+    assert result["heavy"] == []  # the parent loaded no model package, no torch
+    rows = {line.split()[1]: line for line in result["output"].splitlines() if "│" in line[:3]}
 
     def ready(row: str) -> str:
         return row.rstrip(" │").rsplit("│", 1)[-1].strip()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scalms.cli import app
+from scalms.errors import ScalmsError
 from scalms.io.export import to_mdanalysis, write_extxyz
 from scalms.io.results import (
     concat,
@@ -62,8 +64,13 @@ def write_run(
     structure: str = "Ga55Pt1",
     complete: bool = True,
     seed: int = 0,
+    target_step: int | None = None,
 ) -> list[dict]:
-    """Write a trajectory with frames at ``steps``; return what was appended."""
+    """Write a trajectory with frames at ``steps``; return what was appended.
+
+    The run is meant to reach ``target_step``: by default its last step when complete, step 1000
+    when not.
+    """
     atoms = ga_cluster() if atoms is None else atoms
     frames = [frame_data(atoms, step, seed) for step in steps]
     with TrajectoryWriter.create(
@@ -76,7 +83,7 @@ def write_run(
         model=model,
         structure=structure,
         parameters={"temperature_K": 900.0, "ensemble": "nvt", "ramp": [300, 900], "seed": 3},
-        target_step=1000,
+        target_step=target_step or (frames[-1]["step"] if complete and frames else 1000),
     ) as writer:
         for frame in frames:
             writer.append(**frame)
@@ -115,7 +122,7 @@ def test_frames_read_back_equal_with_names_parameters_and_units(tmp_path):
     assert (traj.model, traj.structure, traj.complete) == ("lj", "Ga55Pt1", True)
     assert (traj.time_step_fs, traj.save_interval) == (TIME_STEP_FS, SAVE_INTERVAL)
     assert traj.attrs["ramp"] == [300, 900] and traj.attrs["ensemble"] == "nvt"
-    assert traj.attrs["target_step"] == 1000
+    assert traj.attrs["target_step"] == 45
     last = traj.atoms(-1)
     assert last.get_potential_energy() == pytest.approx(frames[-1]["potential_energy"], abs=1e-12)
     np.testing.assert_allclose(last.get_forces(), frames[-1]["forces"], atol=1e-12)
@@ -183,7 +190,8 @@ def test_create_refuses_an_existing_file(tmp_path):
 def test_resume_drops_later_frames_and_continues_without_gaps_or_duplicates(tmp_path):
     atoms = ga_cluster()
     path = tmp_path / "run.h5md"
-    first = write_run(path, range(0, 50, SAVE_INTERVAL))  # 0 .. 45
+    # A run of 0 .. 55 interrupted after 45.
+    first = write_run(path, range(0, 50, SAVE_INTERVAL), complete=False, target_step=55)
     # A restart from the checkpoint at step 20: frames after it will be computed again.
     with TrajectoryWriter.resume(path, after_step=22) as writer:
         assert (writer.last_step, writer.n_frames) == (20, 5)
@@ -201,7 +209,7 @@ def test_resume_drops_later_frames_and_continues_without_gaps_or_duplicates(tmp_
 def test_resume_before_the_first_frame_starts_the_file_afresh(tmp_path):
     atoms = ga_cluster()
     path = tmp_path / "run.h5md"
-    write_run(path, [10, 15])
+    write_run(path, [10, 15], complete=False)
     with TrajectoryWriter.resume(path, after_step=0) as writer:
         assert writer.last_step is None
         frame = {**frame_data(atoms, 0), "kinetic_energy": None}
@@ -290,6 +298,7 @@ def two_models(tmp_path):
                 structure=structure,
                 complete=complete,
                 seed=len(runs),
+                target_step=35 if complete else 40,
             )
             runs[model, structure] = path
     return runs, frames
@@ -379,7 +388,7 @@ def test_concat_then_split_round_trips_and_split_files_resume(tmp_path, two_mode
     traj = read_trajectory(written[1])
     np.testing.assert_array_equal(traj.step, np.arange(0, 45, SAVE_INTERVAL))
     assert traj.complete and traj.potential_energy.shape == (9,)
-    with pytest.raises(TrajectoryError, match="would overwrite"):
+    with pytest.raises(ScalmsError, match=r"exist.*pass --overwrite"):
         split(gathered, tmp_path / "split", model="emt")
 
 
@@ -418,8 +427,18 @@ def test_extxyz_round_trips_positions_forces_energies_cell_pbc(tmp_path, make_at
         assert frame.info["step"] == expected.step[i]
 
 
+def mdanalysis():
+    """MDAnalysis, the independent reader these cross-checks compare against. `make test`
+    installs it (the bench extra); in CI its absence fails the test, elsewhere it skips."""
+    if os.environ.get("CI"):
+        import MDAnalysis
+
+        return MDAnalysis
+    return pytest.importorskip("MDAnalysis")
+
+
 def test_mdanalysis_h5md_reader_reads_positions_box_and_time(tmp_path):
-    mda = pytest.importorskip("MDAnalysis")
+    mda = mdanalysis()
     atoms = ga_bulk()
     path = tmp_path / "run.h5md"
     with TrajectoryWriter.create(
@@ -452,7 +471,7 @@ def test_mdanalysis_h5md_reader_reads_positions_box_and_time(tmp_path):
 
 
 def test_to_mdanalysis_holds_every_run_in_mdanalysis_units(tmp_path):
-    pytest.importorskip("MDAnalysis")
+    mdanalysis()
     from MDAnalysis.units import convert
 
     path = tmp_path / "run.h5md"
@@ -538,3 +557,179 @@ def test_cli_missing_input_exits_2_with_one_clear_message(tmp_path, args):
     assert isinstance(result.exception, SystemExit)  # handled, not a traceback
     assert f"error: file not found: {missing}" in result.output
     assert "Traceback" not in result.output
+
+
+# Trajectories of other codes, read through ASE ---------------------------------------------
+
+
+def walk_run(path: Path, *, time_step_fs=5.0, save_interval=2, n_frames=60, seed=0) -> Path:
+    """A cluster whose atoms random-walk: an H5MD run with a diffusion coefficient to measure."""
+    atoms = ga_cluster()
+    rng = np.random.default_rng(seed)
+    positions = atoms.positions + np.cumsum(
+        rng.normal(scale=0.2, size=(n_frames, len(atoms), 3)), 0
+    )
+    with TrajectoryWriter.create(
+        path,
+        numbers=atoms.numbers,
+        masses=atoms.get_masses(),
+        pbc=atoms.pbc,
+        time_step_fs=time_step_fs,
+        save_interval=save_interval,
+        model="lj",
+        structure="walk",
+        parameters={},
+        target_step=(n_frames - 1) * save_interval,
+        velocities=False,
+    ) as writer:
+        for i, frame in enumerate(positions):
+            writer.append(
+                step=i * save_interval, positions=frame, cell=atoms.cell.array, forces=0 * frame
+            )
+        writer.mark_complete()
+    return path
+
+
+def diffusion_D(args: list[str], out: Path) -> float:
+    """D (cm²/s) of `scalms analyze diffusion ARGS`, from the diffusion.csv it writes."""
+    import csv
+
+    result = runner.invoke(app, ["analyze", "diffusion", *args, "-o", str(out), "--no-plot"])
+    assert result.exit_code == 0, result.output
+    with open(out / "diffusion.csv") as handle:
+        (row,) = list(csv.DictReader(handle))
+    return float(row["D_cm2_per_s"])
+
+
+def test_diffusion_from_an_extxyz_export_equals_the_diffusion_from_its_h5md(tmp_path):
+    import ase.io
+
+    h5md = walk_run(tmp_path / "run.h5md")
+    xyz = tmp_path / "run.extxyz"
+    result = runner.invoke(app, ["io", "to-xyz", str(h5md), str(xyz)])
+    assert result.exit_code == 0, result.output
+    args = ["-e", "Ga", "--msd-max-lag-fs", "200"]
+    reference = diffusion_D([str(h5md), *args], tmp_path / "a")
+    assert reference > 0
+    # The export carries step and time_fs per frame; the time step must agree with them.
+    assert diffusion_D([str(xyz), "--time-step-fs", "5", *args], tmp_path / "b") == pytest.approx(
+        reference, rel=1e-9
+    )
+    # A file of another code that says nothing of time: the options give it, either way.
+    bare = tmp_path / "bare.extxyz"
+    frames = ase.io.read(xyz, ":")
+    for atoms in frames:
+        atoms.info.clear()
+    ase.io.write(bare, frames)
+    for timing in (["--time-step-fs", "5", "--save-interval", "2"], ["--frame-interval-fs", "10"]):
+        D = diffusion_D([str(bare), *timing, *args], tmp_path / f"c{len(timing)}")
+        assert pytest.approx(reference, rel=1e-9) == D
+    # Without them the MSD cannot be timed: one line saying what to give, nothing written.
+    result = runner.invoke(
+        app, ["analyze", "diffusion", str(bare), *args, "-o", str(tmp_path / "d")]
+    )
+    assert result.exit_code == 2
+    assert "--time-step-fs" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "d").exists()
+    # ... while the PDF needs no time.
+    result = runner.invoke(
+        app, ["analyze", "pdf", str(bare), "-o", str(tmp_path / "e"), "--no-plot"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "e" / "unknown" / "bare" / "pdf_all.json").exists()
+
+
+LAMMPS_FRAME = """ITEM: TIMESTEP
+{step}
+ITEM: NUMBER OF ATOMS
+2
+ITEM: BOX BOUNDS pp pp pp
+0.0 20.0
+0.0 20.0
+0.0 20.0
+ITEM: ATOMS id element x y z
+1 Ga {x:.4f} 1.0 1.0
+2 Pt 5.0 5.0 5.0
+"""
+
+
+def test_lammps_dump_gives_the_steps_and_the_option_the_time_step(tmp_path):
+    from scalms.io.foreign import ForeignTrajectoryError, FrameTiming, read_foreign
+
+    dump = tmp_path / "dump.lammpstrj"
+    dump.write_text("".join(LAMMPS_FRAME.format(step=s, x=1 + s / 1000) for s in (0, 100, 200)))
+    traj = read_foreign(dump, FrameTiming(time_step_fs=2.0))
+    assert traj.symbols == ["Ga", "Pt"] and traj.pbc.all()
+    assert (traj.save_interval, traj.frame_interval_fs) == (100, 200.0)
+    np.testing.assert_array_equal(traj.time_fs, [0.0, 200.0, 400.0])
+    np.testing.assert_allclose(traj.positions[:, 0, 0], [1.0, 1.1, 1.2])
+    assert not read_foreign(dump).has_time  # steps alone do not say how long a step is
+    with pytest.raises(ForeignTrajectoryError, match="--save-interval 50 contradicts"):
+        read_foreign(dump, FrameTiming(time_step_fs=2.0, save_interval=50))
+
+
+def test_io_import_writes_an_h5md_holding_the_frames_of_an_ase_traj(tmp_path):
+    import ase.io
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    frames = []
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        atoms = ga_bulk(rattle_A=0.05, seed=i)
+        atoms.set_momenta(rng.normal(size=(len(atoms), 3)))
+        atoms.calc = SinglePointCalculator(
+            atoms, energy=-i, forces=rng.normal(size=(len(atoms), 3))
+        )
+        frames.append(atoms)
+    source = tmp_path / "md.traj"
+    ase.io.write(source, frames)
+    out = tmp_path / "md.h5md"
+    args = ["io", "import", str(source), "--out", str(out), "--time-step-fs", "1"]
+    result = runner.invoke(app, [*args, "--save-interval", "10", "-m", "my-model"])
+    assert result.exit_code == 0, result.output
+    traj = read_trajectory(out)
+    assert (traj.model, traj.structure, traj.complete) == ("my-model", "md", True)
+    assert (traj.time_step_fs, traj.save_interval) == (1.0, 10)
+    np.testing.assert_array_equal(traj.step, [0, 10, 20, 30])
+    np.testing.assert_allclose(traj.positions, [a.positions for a in frames], atol=1e-12)
+    np.testing.assert_allclose(traj.forces, [a.get_forces() for a in frames], atol=1e-12)
+    np.testing.assert_allclose(traj.potential_energy, [0, -1, -2, -3], atol=1e-12)
+    from ase.units import fs
+
+    np.testing.assert_allclose(traj.velocities, [a.get_velocities() * fs for a in frames])
+    assert traj.pbc.all()
+    # Written once: a second import onto it is refused unless asked to replace it.
+    result = runner.invoke(app, [*args, "--save-interval", "10"])
+    assert result.exit_code == 2 and "--overwrite" in result.output
+    # No time, no H5MD: the file would state a time it does not know.
+    result = runner.invoke(app, ["io", "import", str(source), "--out", str(tmp_path / "x.h5md")])
+    assert result.exit_code == 2 and "--time-step-fs" in result.output
+    assert not (tmp_path / "x.h5md").exists()
+
+
+def test_xdatcar_frames_read_with_the_time_the_options_give(tmp_path):
+    import ase.io
+
+    from scalms.io.foreign import FrameTiming
+    from scalms.io.results import open_runs
+
+    frames = [ga_bulk(seed=i) for i in range(3)]
+    path = tmp_path / "XDATCAR"
+    ase.io.write(path, frames, format="vasp-xdatcar")
+    runs = open_runs(path, FrameTiming(time_step_fs=3.0, save_interval=1))
+    (ref,) = runs.runs
+    traj = runs.read(ref)
+    assert (ref.model, ref.structure, ref.n_frames) == ("unknown", "XDATCAR", 3)
+    np.testing.assert_allclose(traj.positions, [a.positions for a in frames], atol=1e-6)
+    np.testing.assert_array_equal(traj.time_fs, [0.0, 3.0, 6.0])
+
+
+def test_an_outcar_states_its_time_step_and_holds_every_ionic_step(tmp_path):
+    from scalms.io.foreign import FrameTiming, _file_time_step, _resolve_time
+
+    outcar = tmp_path / "OUTCAR"
+    outcar.write_text(" POTIM  =    1.5000    time-step for ionic-motion\n")
+    assert _file_time_step(outcar) == 1.5
+    assert _file_time_step(tmp_path / "run.extxyz") is None  # only OUTCARs are searched
+    dt, interval, steps = _resolve_time(outcar, 3, None, None, 1.5, FrameTiming())
+    assert (dt, interval, steps.tolist()) == (1.5, 1, [0, 1, 2])

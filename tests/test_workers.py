@@ -105,6 +105,7 @@ def _killed_python(folder):
     return script
 
 
+@pytest.mark.slow
 def test_failing_models_fail_alone_named_with_their_reason_and_log(tmp_path, structures):
     config = write_model_config(
         tmp_path,
@@ -278,21 +279,47 @@ def test_both_backends_keep_the_finished_ase_run_when_torchsim_then_fails(tmp_pa
 def test_ctrl_c_while_a_child_runs_stops_its_process_and_keeps_the_file_readable(
     tmp_path, structures
 ):
-    import _thread
+    """A real SIGINT to the parent's main thread (what a terminal sends on Ctrl-C; the child
+    leads its own session and gets none) at the child's first progress event, while it works."""
+    import signal
+    import threading
 
     import psutil
 
+    task_file = str(tmp_path / "out_runs" / "lj" / "task.json")
+
     class CtrlCAtFirstProgress(SilentReporter):
+        def __init__(self):
+            self.events: list[dict] = []
+            self.children: list[psutil.Process] = []
+
         def event(self, model, event):
-            if event.get("event") == "progress":
-                _thread.interrupt_main()  # as a user's Ctrl-C, while the child computes
+            self.events.append(event)
+            if event.get("event") == "progress" and not self.children:
+                self.children = [
+                    p
+                    for p in psutil.process_iter(["cmdline"])
+                    if task_file in (p.info["cmdline"] or [])
+                ]
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
     out = tmp_path / "out.h5"
     entry = ModelEntry(name="lj", family="builtin")
-    with pytest.raises(KeyboardInterrupt):
-        run_static(structures, [entry], out, device="cpu", reporter=CtrlCAtFirstProgress())
+    reporter = CtrlCAtFirstProgress()
+    # Python turns SIGINT into KeyboardInterrupt only where its parent left SIGINT alone; a
+    # suite started in the background of a shell inherits it ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_static(structures, [entry], out, device="cpu", reporter=reporter)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    log = tmp_path / "out_runs" / "lj" / "child.log"
+    assert len(reporter.children) == 1, f"no child running at Ctrl-C: {log.read_text()[-2000:]}"
+    (child,) = reporter.children
+    assert not child.is_running()  # stopped, and
+    assert all(e.get("event") != "done" for e in reporter.events)  # before it finished
     assert not is_complete(out)
     assert read_results(out) == {}
-    task_file = str(tmp_path / "out_runs" / "lj" / "task.json")
     alive = [p for p in psutil.process_iter(["cmdline"]) if task_file in (p.info["cmdline"] or [])]
     assert alive == []

@@ -21,83 +21,32 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from scalms.errors import ConfigError
-from scalms.models import FAMILIES, Family, family_for
+from scalms.models import FAMILIES, family_for
+from scalms.models.entry import ModelEntry, managed_python, venvs_root
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "ModelConfig",
+    "ModelEntry",
+    "entry_problems",
+    "environment_fix",
+    "load_config",
+    "managed_python",
+    "parse_config",
+    "venvs_root",
+]
 
 DEFAULT_CONFIG = Path("model_config.yaml")
 ENTRY_KEYS = {"model_path", "venv_path", "options"}
 MODEL_NAME = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._+-]+$")
 """Model names become HDF5 group and folder names: no '/', no '@' (it marks model@backend)."""
-
-
-def venvs_root() -> Path:
-    """Folder holding the managed environments: $SCALMS_VENVS, else .venvs in the scalms
-    checkout (where `make` builds them), else ./.venvs."""
-    if "SCALMS_VENVS" in os.environ:
-        return Path(os.environ["SCALMS_VENVS"]).absolute()
-    checkout = Path(__file__).resolve().parents[2]
-    if (checkout / "pyproject.toml").is_file():
-        return checkout / ".venvs"
-    return Path(".venvs").absolute()
-
-
-def managed_python(family: Family) -> Path:
-    """The interpreter of the environment ``scalms env create <family>`` makes."""
-    return venvs_root() / family.key / "bin" / "python"
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """One model of model_config.yaml, resolved to absolute paths."""
-
-    name: str
-    family: str
-    """Key of :data:`scalms.models.FAMILIES`."""
-    model_path: Path | None = None
-    venv_python: Path | None = None
-    """Interpreter to run the model in; None means the family's managed environment."""
-    options: dict[str, Any] = field(default_factory=dict)
-    """Extra keyword arguments for the adapter (e.g. ``modal``, ``default_dtype``)."""
-
-    @property
-    def family_info(self) -> Family:
-        return FAMILIES[self.family]
-
-    @property
-    def python(self) -> Path:
-        """The interpreter that runs this model's child process."""
-        if self.venv_python is not None:
-            return self.venv_python
-        if not self.family_info.own_environment:
-            import sys
-
-            return Path(sys.executable)
-        return managed_python(self.family_info)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "family": self.family,
-            "model_path": str(self.model_path) if self.model_path else None,
-            "venv_python": str(self.venv_python) if self.venv_python else None,
-            "options": self.options,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelEntry:
-        return cls(
-            name=data["name"],
-            family=data["family"],
-            model_path=Path(data["model_path"]) if data.get("model_path") else None,
-            venv_python=Path(data["venv_python"]) if data.get("venv_python") else None,
-            options=dict(data.get("options") or {}),
-        )
 
 
 @dataclass(frozen=True)
@@ -236,6 +185,20 @@ def parse_config(raw: Any, path: Path) -> ModelConfig:
             if not isinstance(options, dict):
                 problems.append(f"{key}.options: expected a mapping of keyword arguments")
                 continue
+            bad_paths = [
+                name
+                for name in ("model_path", "venv_path")
+                if body.get(name) is not None and not isinstance(body[name], str)
+            ]
+            if bad_paths:
+                # YAML reads `model_path: 123` as a number and `[a, b]` as a list: neither names
+                # a file, and turning them into one would point at the wrong place silently.
+                problems += [
+                    f"{key}.{name}: expected a path, got {type(body[name]).__name__} "
+                    f"{body[name]!r}; write the file's path (quote it if it looks like a number)"
+                    for name in bad_paths
+                ]
+                continue
             model_path = body.get("model_path")
             venv_path = body.get("venv_path")
             entries[model_name] = ModelEntry(
@@ -271,10 +234,15 @@ def entry_problems(entry: ModelEntry) -> list[str]:
         )
     python = entry.python
     if not python.exists():
-        fix = (
-            f"run `scalms env create {family.key}`"
-            if entry.venv_python is None
-            else "fix venv_path, or remove it to use the managed environment"
-        )
-        problems.append(f"{label}: environment not found ({python}); {fix}")
+        problems.append(f"{label}: environment not found ({python}); {environment_fix(entry)}")
     return problems
+
+
+def environment_fix(entry: ModelEntry) -> str:
+    """What to do when ``entry``'s interpreter is missing: build the managed environment, or
+    mend venv_path (the builtin family has no managed environment: it runs in scalms's own)."""
+    family = entry.family_info
+    if entry.venv_python is None and family.own_environment:
+        return f"run `scalms env create {family.key}`"
+    default = "the managed environment" if family.own_environment else "scalms's own interpreter"
+    return f"fix venv_path, or remove it to use {default}"

@@ -21,6 +21,7 @@ from pathlib import Path
 import scalms
 from scalms.config import ModelEntry, managed_python
 from scalms.errors import EnvironmentMissing, ScalmsError
+from scalms.files import CorruptFile, atomic_write_json, read_json
 from scalms.models import FAMILIES, Family
 
 STAMP = ".scalms-env.json"
@@ -69,7 +70,11 @@ def _base_python() -> str:
 
 def family_by_key(key: str) -> Family:
     family = FAMILIES.get(key.lower())
-    if family is None or not family.own_environment:
+    if family is not None and not family.own_environment:
+        raise ScalmsError(
+            f"'{key}' models run in scalms's own interpreter and need no environment to create"
+        )
+    if family is None:
         choices = ", ".join(k for k, f in FAMILIES.items() if f.own_environment)
         raise ScalmsError(f"unknown environment '{key}'; choose from {choices}")
     return family
@@ -84,9 +89,9 @@ def is_current(family: Family) -> bool:
     if not stamp.is_file() or not managed_python(family).exists():
         return False
     try:
-        recorded = json.loads(stamp.read_text()).get("requirements_sha256")
-    except (json.JSONDecodeError, AttributeError):
-        return False  # a damaged stamp: rebuild
+        recorded = read_json(stamp, "environment stamp").get("requirements_sha256")
+    except (CorruptFile, AttributeError):
+        return False  # a damaged stamp: the environment is rebuilt
     return recorded == _digest(family)
 
 
@@ -139,7 +144,7 @@ def create(family: Family, force: bool = False, echo: Echo = print) -> bool:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "versions": report["versions"],
     }
-    (target / STAMP).write_text(json.dumps(stamp, indent=2))
+    atomic_write_json(target / STAMP, stamp)
     echo(f"{family.key}: ready in {time.perf_counter() - started:.0f} s ({python})")
     return True
 

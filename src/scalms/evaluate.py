@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from scalms.config import ModelEntry
+from scalms.devices import check_device
 from scalms.errors import ScalmsError
 from scalms.io.static_results import ResultsFile
 from scalms.io.structures import check_readable
 from scalms.workers.fanout import ModelOutcome, Reporter, run_models
 from scalms.workers.task import Task
-
-DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-
-
-def check_device(device: str) -> None:
-    """Refuse a device name before any child spends its start-up on it."""
-    if not DEVICE.match(device):
-        raise ScalmsError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N")
 
 
 def backends_for(choice: str) -> list[str]:

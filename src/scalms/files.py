@@ -10,6 +10,7 @@ lock when the process dies, so a killed run never blocks the next command.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -17,7 +18,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from scalms.errors import ScalmsError
 
@@ -122,19 +123,31 @@ class WorkDirLock:
 
     ``with WorkDirLock(root, "dynamics run"):`` refuses at once, with one line, when another
     process holds it. The lock file holds the holder's pid and command, for the message.
+    Within one process the lock nests: a command that holds it may call library functions that
+    take it again (a second flock from the same process would refuse itself).
     """
+
+    _held: ClassVar[dict[Path, int]] = {}  # resolved root -> nesting depth, in this process
 
     def __init__(self, root: Path | str, command: str = "scalms"):
         self.root = Path(root)
         self.command = command
         self._fd: int | None = None
+        self._nested = False
+        self._made_root = False
 
     @property
     def path(self) -> Path:
         return self.root / LOCK_NAME
 
     def acquire(self) -> WorkDirLock:
+        self._made_root = not self.root.exists()
         self.root.mkdir(parents=True, exist_ok=True)
+        key = self.root.resolve()
+        if self._held.get(key):
+            self._held[key] += 1
+            self._nested = True
+            return self
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -148,10 +161,22 @@ class WorkDirLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} ({self.command})".encode())
         self._fd = fd
+        self._held[key] = 1
         return self
 
     def release(self) -> None:
+        key = self.root.resolve()
+        if self._nested:
+            self._held[key] -= 1
+            self._nested = False
+            return
         if self._fd is not None:
+            self._held.pop(key, None)
+            if self._made_root and [p.name for p in self.root.iterdir()] == [LOCK_NAME]:
+                # A command refused after taking the lock leaves no empty folder behind.
+                self.path.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    self.root.rmdir()
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None

@@ -9,6 +9,8 @@ from ase import Atoms
 from ase.build import bulk
 from ase.cluster import Icosahedron
 
+from scalms.files import atomic_write_text
+
 ENERGY_PER_ATOM_TOL_EV = 1e-4
 """TorchSim and ASE energies of the same model and frame must agree to this, per atom."""
 FORCE_TOL_EV_PER_A = 1e-3
@@ -49,6 +51,4 @@ def ga_bulk(repeat: int = 2, rattle_A: float = 0.05, seed: int = 0) -> Atoms:
 
 def write_model_config(folder: Path, text: str, name: str = "model_config.yaml") -> Path:
     """Write a model config for a test and return its path."""
-    path = Path(folder) / name
-    path.write_text(text)
-    return path
+    return atomic_write_text(Path(folder) / name, text)

@@ -6,6 +6,7 @@ Units are ASE's metal units with time in femtoseconds: positions and cell in Å,
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -28,7 +29,7 @@ class Trajectory:
     pbc: np.ndarray  # (3,) bool
     step: np.ndarray  # (F,) MD step of each frame
     time_fs: np.ndarray  # (F,) simulated time of each frame
-    time_step_fs: float
+    time_step_fs: float  # NaN when unknown (a file of another code that does not say)
     save_interval: int  # MD steps between saved frames
     velocities: np.ndarray | None = None  # (F, N, 3) Å/fs
     forces: np.ndarray | None = None  # (F, N, 3) eV/Å
@@ -69,8 +70,13 @@ class Trajectory:
 
     @property
     def frame_interval_fs(self) -> float:
-        """Simulated time between two saved frames."""
+        """Simulated time between two saved frames (NaN when the time step is unknown)."""
         return self.time_step_fs * self.save_interval
+
+    @property
+    def has_time(self) -> bool:
+        """Whether the time between frames is known: the MSD and time plots need it."""
+        return math.isfinite(self.time_step_fs) and self.time_step_fs > 0
 
     def select(self, frames: slice | np.ndarray) -> Trajectory:
         """A trajectory of the chosen frames only (`slice(n // 2, None)`: the second half)."""

@@ -10,12 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from scalms.analysis._common import Element
 from scalms.analysis.diffusion import (
+    centre_of_mass_drift,
     fit_diffusion,
     mean_squared_displacement,
     msd_direct,
     msd_fft,
+    remove_centre_of_mass_drift,
     unwrap_positions,
 )
 from scalms.analysis.net_force import net_force
@@ -38,6 +42,7 @@ __all__ = [
     "NetForce",
     "PairDistribution",
     "SoluteTrace",
+    "centre_of_mass_drift",
     "fit_diffusion",
     "mean_squared_displacement",
     "msd_direct",
@@ -49,6 +54,7 @@ __all__ = [
     "parse_pair",
     "partial_pair_distribution",
     "pdf_of",
+    "remove_centre_of_mass_drift",
     "solute_trace",
     "trace_of",
     "unwrap_positions",
@@ -92,11 +98,15 @@ def trace_of(
     )
 
 
-def msd_of(trajectory: Trajectory, element: Element, **kwargs) -> MeanSquaredDisplacement:
-    """MSD and diffusion coefficient of the atoms of `element` (`mean_squared_displacement`).
+def msd_of(
+    trajectory: Trajectory, element: Element | np.ndarray, **kwargs
+) -> MeanSquaredDisplacement:
+    """MSD and diffusion coefficient of the atoms of `element` ("all", a mask) in a run.
 
-    Along periodic axes the positions are unwrapped first, which leaves already unwrapped
-    positions as they are (as long as no atom moves half a cell between saved frames).
+    Along periodic axes the positions are unwrapped first (`unwrap_positions`, correct when the
+    cell changes too). By default the displacement of the run's centre of mass (all atoms,
+    weighted by their masses) is removed; `remove_drift=False` keeps it. Other keyword arguments
+    go to `mean_squared_displacement`.
     """
     positions = trajectory.positions
     if trajectory.pbc.any():
@@ -106,6 +116,7 @@ def msd_of(trajectory: Trajectory, element: Element, **kwargs) -> MeanSquaredDis
         frame_interval_fs=trajectory.frame_interval_fs,
         numbers=trajectory.numbers,
         traced=element,
+        masses=trajectory.masses,
         **kwargs,
     )
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from ase.data import atomic_numbers, chemical_symbols
+from ase.data import atomic_masses, atomic_numbers, chemical_symbols
 
 Element = str | int
 """An element as a symbol ("Pt") or an atomic number (78)."""
+ALL_ATOMS = "all"
+"""The selection of every atom, where an element is asked for."""
 
 
 def element_number(element: Element) -> int:
@@ -38,10 +40,12 @@ def present(numbers: np.ndarray) -> str:
 def select_atoms(numbers: np.ndarray, traced: Element | np.ndarray) -> tuple[np.ndarray, str]:
     """Indices of the atoms `traced` names and a label for them.
 
-    `traced` is an element (symbol or atomic number) or an (N,) boolean mask; a mask's label joins
-    the symbols it covers ("Ga+Pt").
+    `traced` is an element (symbol or atomic number), "all" (every atom, label "all") or an (N,)
+    boolean mask; a mask's label joins the symbols it covers ("Ga+Pt").
     """
     numbers = np.asarray(numbers)
+    if isinstance(traced, str) and traced.strip() == ALL_ATOMS:
+        return np.arange(numbers.shape[0]), ALL_ATOMS
     if isinstance(traced, np.ndarray | list | tuple):
         mask = np.asarray(traced)
         if mask.dtype != bool or mask.shape != numbers.shape:
@@ -62,6 +66,13 @@ def select_atoms(numbers: np.ndarray, traced: Element | np.ndarray) -> tuple[np.
             f"elements present: {present(numbers)}"
         )
     return indices, chemical_symbols[z]
+
+
+def masses_of(numbers: np.ndarray, masses: np.ndarray | None = None) -> np.ndarray:
+    """(N,) masses in amu: `masses` as given, or the standard masses of the elements."""
+    if masses is None:
+        return atomic_masses[np.asarray(numbers, dtype=int)]
+    return np.asarray(masses, dtype=np.float64)
 
 
 def frames_array(values: Any, name: str, ndim: int = 3) -> np.ndarray:

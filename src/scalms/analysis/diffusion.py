@@ -3,8 +3,11 @@
 Two estimators of MSD(m) = < |r(t0 + m) - r(t0)|^2 >_t0 for lag m (in frames):
 - `msd_fft`: every time origin, in O(F log F) per atom through the Wiener-Khinchin theorem;
 - `msd_direct`: the thesis's method, every lag x every `origin_stride`-th origin, term by term.
-With origin_stride=1 they agree to rounding. Positions are used as given: unwrap periodic runs
-first (`unwrap_positions`); nanoparticles in vacuum need nothing.
+With origin_stride=1 they agree to rounding. `mean_squared_displacement` takes unwrapped
+positions (`unwrap_positions` for periodic runs; nanoparticles in vacuum need nothing) and, by
+default, removes the centre-of-mass displacement of the whole system first
+(`remove_centre_of_mass_drift`): under a Langevin thermostat a free particle random-walks as a
+whole (D_com = kT / (M gamma)), and that walk is not its atoms' diffusion.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import warnings
 
 import numpy as np
 
-from scalms.analysis._common import Element, frames_array, select_atoms
+from scalms.analysis import _cpu as cpu
+from scalms.analysis._common import Element, frames_array, masses_of, select_atoms
+from scalms.analysis._cpu import wants_torch
 from scalms.analysis.results import DiffusionFit, MeanSquaredDisplacement
 
 A2_PER_FS_TO_CM2_PER_S = 0.1
@@ -36,13 +41,15 @@ def msd_fft(
     over origins of |r(t0+m) - r(t0)|^2 is sum d(t0+m) + sum d(t0) (prefix sums of d) minus
     2 sum r(t0).r(t0+m), an autocorrelation computed by FFT (Wiener-Khinchin) in float64.
     """
-    import torch
-
     positions = frames_array(positions, "positions")
     n_frames, n_atoms = positions.shape[:2]
     max_lag = n_frames - 1 if max_lag_frames is None else int(max_lag_frames)
     if not 0 <= max_lag < n_frames:
         raise ValueError(f"max_lag_frames must be in [0, {n_frames - 1}], got {max_lag_frames}")
+    if not wants_torch(device):
+        return cpu.msd_fft(positions, max_lag, _fast_length)
+    import torch
+
     # Zero padding to F + max_lag keeps the circular correlation exact up to max_lag.
     n_fft = _fast_length(n_frames + max_lag)
     atoms_per_chunk = max(1, _CHUNK_VALUES // (3 * n_fft))
@@ -85,14 +92,16 @@ def msd_direct(
     positions: (F, S, 3) in Å (unwrapped); returns (max_lag_frames + 1, S) in Å^2. For lag m the
     origins are t0 = 0, stride, 2 stride, ... with t0 + m < F, the thesis's subsampled origins.
     """
-    import torch
-
     positions = frames_array(positions, "positions")
     n_frames, n_atoms = positions.shape[:2]
     if not 0 <= max_lag_frames < n_frames:
         raise ValueError(f"max_lag_frames must be in [0, {n_frames - 1}], got {max_lag_frames}")
     if origin_stride < 1:
         raise ValueError(f"origin_stride must be >= 1, got {origin_stride}")
+    if not wants_torch(device):
+        return cpu.msd_direct(positions, max_lag_frames, origin_stride)
+    import torch
+
     device = torch.device(device)
     n_origins_max = math.ceil(n_frames / origin_stride)
     atoms_per_chunk = max(1, _CHUNK_VALUES // (3 * n_origins_max))
@@ -106,6 +115,34 @@ def msd_direct(
             # mean over origins first: torch reduces a long axis much faster than the xyz one
             msd[lag, start:stop] = step.square_().mean(dim=0).sum(dim=-1).cpu().numpy()
     return msd
+
+
+def centre_of_mass_drift(positions: np.ndarray, masses: np.ndarray) -> np.ndarray:
+    """Displacement of the mass-weighted centre of all atoms from frame 0, (F, 3) in Å.
+
+    positions: (F, N, 3) Å, unwrapped; masses: (N,) amu (any unit: only ratios count).
+    """
+    positions = frames_array(positions, "positions")
+    masses = np.asarray(masses, dtype=np.float64)
+    if masses.shape != positions.shape[1:2]:
+        raise ValueError(
+            f"masses must have one entry per atom ({positions.shape[1]}), got {masses.shape}"
+        )
+    if not np.all(masses > 0):
+        raise ValueError("masses must be positive to weigh the centre of mass")
+    centre = np.einsum("fni,n->fi", positions, masses / masses.sum())
+    return centre - centre[0]
+
+
+def remove_centre_of_mass_drift(positions: np.ndarray, masses: np.ndarray) -> np.ndarray:
+    """Positions less the centre-of-mass displacement of the whole system, (F, N, 3) in Å.
+
+    r_i(t) - (R(t) - R(0)) with R the mass-weighted centre of every atom (not only the traced
+    ones), so a particle that drifts as a whole shows no diffusion from it, while the atoms'
+    motion relative to the particle is kept. Frame 0 is unchanged.
+    """
+    positions = frames_array(positions, "positions")
+    return positions - centre_of_mass_drift(positions, masses)[:, None, :]
 
 
 def fit_diffusion(
@@ -128,6 +165,8 @@ def mean_squared_displacement(
     frame_interval_fs: float,
     numbers: np.ndarray,
     traced: Element | np.ndarray,
+    masses: np.ndarray | None = None,
+    remove_drift: bool = True,
     method: str = "fft",
     max_lag_fs: float = 1000.0,
     origin_stride: int = 2,
@@ -138,8 +177,11 @@ def mean_squared_displacement(
     """MSD of the traced atoms against lag time, with D from a straight-line fit.
 
     positions: (F, N, 3) Å, unwrapped; frame_interval_fs: time between saved frames; numbers:
-    (N,); traced: element (symbol or atomic number) or (N,) boolean mask. method "fft" uses
-    every time origin (origin_stride is then 1), "direct" every `origin_stride`-th.
+    (N,); traced: element (symbol or atomic number), "all", or (N,) boolean mask.
+    remove_drift (default): subtract the displacement of the centre of mass of all N atoms,
+    weighted by `masses` (N,) amu (default: the elements' standard masses), before the MSD; with
+    False the MSD includes the drift of the system as a whole. method "fft" uses every time
+    origin (origin_stride is then 1), "direct" every `origin_stride`-th.
     Lags run from 0 to max_lag_fs (1 ps by default: a solute's MSD saturates in a nanoparticle);
     a max_lag_fs beyond the trajectory is clipped to its length, with a warning. The fit window
     defaults to [10 %, 100 %] of the largest lag; the fit is made of the atom-averaged MSD and of
@@ -154,6 +196,8 @@ def mean_squared_displacement(
     if n_frames < 3:
         raise ValueError(f"an MSD fit needs at least 3 frames, got {n_frames}")
     indices, symbol = select_atoms(numbers, traced)
+    if remove_drift:
+        positions = remove_centre_of_mass_drift(positions, masses_of(numbers, masses))
     max_lag = round(max_lag_fs / frame_interval_fs)
     if max_lag > n_frames - 1:
         warnings.warn(
@@ -190,16 +234,22 @@ def mean_squared_displacement(
         origin_stride=origin_stride,
         fit=fits[0],
         per_atom_fit=tuple(fits[1:]),
+        drift_removed=bool(remove_drift),
     )
 
 
 def unwrap_positions(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
     """Undo the wrapping of atoms into a periodic cell, for MSDs of bulk runs.
 
-    positions: (F, N, 3) Å; cell: (3, 3) or (F, 3, 3) Å, rows the lattice vectors; pbc: (3,) bool.
-    Each frame-to-frame step, in fractional coordinates of that frame's cell, is taken as its
-    nearest image along periodic axes, so an atom must move less than half a cell between saved
-    frames. Returns new (F, N, 3) positions starting at frame 0's.
+    positions: (F, N, 3) Å, wrapped or not; cell: (3, 3) or (F, 3, 3) Å, rows the lattice
+    vectors; pbc: (3,) bool. The positions are first wrapped into each frame's cell along the
+    periodic axes; then each frame-to-frame step of the wrapped positions is taken to its
+    nearest image in the new frame's cell, and the steps are summed from frame 0 (the
+    "toroidal" unwrapping of von Bülow, Bullerjahn and Hummer, J. Chem. Phys. 153, 021101,
+    2020). With a cell that changes (NPT) this does not count an image shift n L(t) as motion
+    when L changes, as scaling the crossing count by the current cell would; with a fixed cell
+    it is the plain nearest-image unwrapping. Atoms must move less than half a cell between
+    saved frames. Returns new (F, N, 3) positions starting at frame 0's.
     """
     positions = frames_array(positions, "positions").astype(np.float64, copy=False)
     n_frames = positions.shape[0]
@@ -211,11 +261,16 @@ def unwrap_positions(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -
         cell = np.broadcast_to(cell, (n_frames, 3, 3))
     if cell.shape != (n_frames, 3, 3):
         raise ValueError(f"cell must be (3, 3) or (frames, 3, 3), got {cell.shape}")
-    fractional = positions @ np.linalg.inv(cell)  # (F, N, 3): r = s @ cell
-    steps = np.diff(fractional, axis=0)
-    steps[..., axes] -= np.round(steps[..., axes])
-    fractional = np.concatenate([fractional[:1], fractional[:1] + np.cumsum(steps, axis=0)])
-    return fractional @ cell
+    inverse = np.linalg.inv(cell)
+    fractional = positions @ inverse  # (F, N, 3): r = s @ cell
+    # Wrapped: what the system is, whichever image a writer kept (TorchSim keeps none).
+    fractional[..., axes] -= np.floor(fractional[..., axes])
+    wrapped = fractional @ cell
+    steps = np.diff(wrapped, axis=0)
+    images = np.round(steps @ inverse[1:])
+    images[..., ~axes] = 0.0
+    steps -= images @ cell[1:]
+    return np.concatenate([positions[:1], positions[:1] + np.cumsum(steps, axis=0)])
 
 
 def _line_fits(

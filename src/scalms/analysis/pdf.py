@@ -1,8 +1,10 @@
 """Pair distribution functions, full and partial, averaged over the frames of a trajectory.
 
-Distances are computed with torch in float32 on frame chunks and atom blocks, so memory stays
-bounded (tens of MB per chunk) whatever the trajectory's length. See docs/analysis.md for the
-definitions and the two normalisation modes.
+Distances are computed with torch on frame chunks and atom blocks, so memory stays bounded
+(tens of MB per chunk) whatever the trajectory's length: in float64 on the CPU (a distance lands
+in the bin an exact count puts it in), float32 on a GPU (where float64 is slow; within ~1e-5 Å
+of an edge a distance may land in the neighbouring bin). See docs/analysis.md for the
+definitions, the two normalisation modes and the cost of each precision.
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from scalms.analysis._common import Element, element_number, frames_array, present
+from scalms.analysis._cpu import pair_counts as numpy_pair_counts
+from scalms.analysis._cpu import wants_torch
 from scalms.analysis.results import PDF_MODES, PairDistribution
 
 _BLOCK_ATOMS = 256
 """Atoms per block of the distance matrix: a block's distances stay in the CPU cache."""
 _CHUNK_DISTANCES = 2**23
-"""Distances per (frame chunk x atom block) tensor: 32 MB in float32, a few such alive at once."""
+"""Distances per (frame chunk x atom block) tensor: 32 MB in float32 (64 in float64), a few such
+alive at once."""
+PRECISIONS = ("float64", "float32")
 
 
 def parse_pair(pair: str | tuple[Element, Element]) -> tuple[int, int]:
@@ -77,6 +83,7 @@ def pair_distribution(
     cell: np.ndarray | None = None,
     pbc: np.ndarray | None = None,
     device: str = "cpu",
+    precision: str | None = None,
 ) -> PairDistribution:
     """Histogram of the distances from reference atoms (A) to neighbour atoms (B), over frames.
 
@@ -100,14 +107,20 @@ def pair_distribution(
     cell ((3, 3) or (F, 3, 3), Å) and pbc ((3,) bool) turn on the minimum-image convention along
     the periodic axes; give them for periodic bulk only (a nanoparticle's vacuum box needs none).
     frame_chunk: frames per torch call (default: chosen to keep each tensor near 32 MB).
-    device: "cpu" or "cuda". Distances are float32 after centring each frame (error ~1e-5 Å).
+    device: "cpu" or "cuda". precision: "float64" or "float32" for the distances (after
+    centring each frame); None: float64 on the CPU, float32 on other devices. In float64 every
+    distance lands in the bin an exact count gives; in float32 (error ~1e-5 Å) one within that
+    of a bin edge may land in the neighbouring bin.
     """
-    import torch
-
     if mode not in PDF_MODES:
         raise ValueError(f"mode must be one of {PDF_MODES}, got {mode!r}")
     if r_max_A <= 0 or n_bins < 1:
         raise ValueError(f"need r_max_A > 0 and n_bins >= 1, got {r_max_A} and {n_bins}")
+    if precision is None:
+        precision = "float64" if str(device).startswith("cpu") else "float32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    dtype = np.dtype(precision)
     positions = frames_array(positions, "positions")
     n_frames, n_atoms = positions.shape[:2]
     mask_a = _mask(mask_a, n_frames, n_atoms, "mask_a")
@@ -122,8 +135,7 @@ def pair_distribution(
     if n_pairs == 0:
         raise ValueError(f"no {label} pairs in any frame: the masks select no distinct A-B pair")
 
-    periodic = _periodic_setup(cell, pbc, n_frames, r_max_A)
-    device = torch.device(device)
+    periodic = _periodic_setup(cell, pbc, n_frames, r_max_A, dtype)
     rows = np.flatnonzero(mask_a.any(axis=0) if dynamic else mask_a)
     cols = rows if symmetric else np.flatnonzero(mask_b.any(axis=0) if dynamic else mask_b)
     row_blocks = _blocks(rows)
@@ -133,46 +145,12 @@ def pair_distribution(
         for j, block_j in enumerate(col_blocks):
             if symmetric and j < i:
                 continue
-            weight = 2.0 if symmetric and j > i else 1.0
-            self_pairs = block_i[:, None] == block_j[None, :]
-            block_pairs.append(
-                (
-                    torch.as_tensor(block_i, device=device),
-                    torch.as_tensor(block_j, device=device),
-                    torch.as_tensor(self_pairs, device=device) if self_pairs.any() else None,
-                    weight,
-                )
-            )
-
-    largest_block = max(len(b) for b in row_blocks) * max(len(b) for b in col_blocks)
-    if frame_chunk is None:
-        per_frame = largest_block * (6 if periodic else 1)  # minimum image keeps xyz differences
-        frame_chunk = max(1, _CHUNK_DISTANCES // per_frame)
-    frames_per_histogram = max(1, 2**24 // largest_block)
-    counts = torch.zeros(n_bins, dtype=torch.float64, device=device)
-    for start in range(0, n_frames, frame_chunk):
-        stop = min(start + frame_chunk, n_frames)
-        frames = torch.from_numpy(np.array(positions[start:stop], dtype=np.float64)).to(device)
-        # Centring keeps coordinates small, so float32 |x|^2 + |y|^2 - 2xy stays accurate.
-        frames = (frames - frames.mean(dim=1, keepdim=True)).float()
-        geometry = periodic.chunk(start, stop, device) if periodic else None
-        if dynamic:
-            in_a = torch.from_numpy(np.array(mask_a[start:stop])).to(device)
-            in_b = torch.from_numpy(np.array(mask_b[start:stop])).to(device)
-        for block_i, block_j, self_pairs, weight in block_pairs:
-            distances = _distances(frames[:, block_i], frames[:, block_j], geometry)
-            # Pairs that do not count are moved below 0, where histc ignores them.
-            if dynamic:
-                wanted = in_a[:, block_i, None] & in_b[:, None, block_j]
-                distances.masked_fill_(~wanted, -1.0)
-            if self_pairs is not None:
-                distances.masked_fill_(self_pairs, -1.0)
-            # histc counts in float32: exact while one call sees fewer than 2^24 distances.
-            for part in distances.split(frames_per_histogram):
-                histogram = torch.histc(part, bins=n_bins, min=0.0, max=r_max_A)
-                counts += weight * histogram.double()
-
-    counts = counts.cpu().numpy()
+            block_pairs.append((block_i, block_j, 2.0 if symmetric and j > i else 1.0))
+    histogram = (positions, block_pairs, mask_a, mask_b, dynamic, periodic, r_max_A, n_bins)
+    if wants_torch(device):
+        counts = _torch_pair_counts(*histogram, device=device, dtype=dtype, frame_chunk=frame_chunk)
+    else:  # on a CPU NumPy is as fast, without torch's seconds of import
+        counts = numpy_pair_counts(*histogram, dtype=dtype)
     edges = np.linspace(0.0, r_max_A, n_bins + 1)
     if mode == "shell":
         shell_volume = 4.0 / 3.0 * math.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
@@ -187,6 +165,69 @@ def pair_distribution(
         n_frames=n_frames,
         r_max_A=float(r_max_A),
     )
+
+
+def _torch_pair_counts(
+    positions,
+    block_pairs,
+    mask_a,
+    mask_b,
+    dynamic,
+    periodic,
+    r_max_A,
+    n_bins,
+    *,
+    device,
+    dtype,
+    frame_chunk,
+) -> np.ndarray:
+    """The A-B pair counts per bin, (n_bins,), through torch on ``device`` in ``dtype``."""
+    import torch
+
+    device = torch.device(device)
+    dtype = getattr(torch, dtype.name)
+    n_frames = positions.shape[0]
+    on_device = []
+    for block_i, block_j, weight in block_pairs:
+        self_pairs = block_i[:, None] == block_j[None, :]
+        on_device.append(
+            (
+                torch.as_tensor(block_i, device=device),
+                torch.as_tensor(block_j, device=device),
+                torch.as_tensor(self_pairs, device=device) if self_pairs.any() else None,
+                weight,
+            )
+        )
+    largest_block = max(len(i) * len(j) for i, j, _ in block_pairs)
+    if frame_chunk is None:
+        per_frame = largest_block * (6 if periodic else 1)  # minimum image keeps xyz differences
+        per_frame *= dtype.itemsize // 4  # the same bytes per chunk in either precision
+        frame_chunk = max(1, _CHUNK_DISTANCES // per_frame)
+    frames_per_histogram = max(1, 2**24 // largest_block)
+    counts = torch.zeros(n_bins, dtype=torch.float64, device=device)
+    for start in range(0, n_frames, frame_chunk):
+        stop = min(start + frame_chunk, n_frames)
+        frames = torch.from_numpy(np.array(positions[start:stop], dtype=np.float64)).to(device)
+        # Centring keeps coordinates small, so float32 |x|^2 + |y|^2 - 2xy stays accurate.
+        frames = (frames - frames.mean(dim=1, keepdim=True)).to(dtype)
+        geometry = periodic.chunk(start, stop, device) if periodic else None
+        if dynamic:
+            in_a = torch.from_numpy(np.array(mask_a[start:stop])).to(device)
+            in_b = torch.from_numpy(np.array(mask_b[start:stop])).to(device)
+        for block_i, block_j, self_pairs, weight in on_device:
+            distances = _distances(frames[:, block_i], frames[:, block_j], geometry)
+            # Pairs that do not count are moved below 0, where histc ignores them.
+            if dynamic:
+                wanted = in_a[:, block_i, None] & in_b[:, None, block_j]
+                distances.masked_fill_(~wanted, -1.0)
+            if self_pairs is not None:
+                distances.masked_fill_(self_pairs, -1.0)
+            # histc counts in the distances' dtype: exact in float32 while one call sees fewer
+            # than 2^24 distances.
+            for part in distances.split(frames_per_histogram):
+                histogram = torch.histc(part, bins=n_bins, min=0.0, max=r_max_A)
+                counts += weight * histogram.double()
+    return counts.cpu().numpy()
 
 
 def _mask(mask: np.ndarray | None, n_frames: int, n_atoms: int, name: str) -> np.ndarray:
@@ -224,10 +265,11 @@ def _blocks(indices: np.ndarray) -> list[np.ndarray]:
 class _Periodic:
     """Cell, inverse cell and periodic axes for the minimum-image convention."""
 
-    def __init__(self, cell: np.ndarray, axes: np.ndarray):
-        self.cell = np.array(cell, dtype=np.float32)  # (F, 3, 3)
-        self.inverse = np.linalg.inv(cell).astype(np.float32)
-        self.axes = np.array(axes, dtype=np.float32)
+    def __init__(self, cell: np.ndarray, axes: np.ndarray, dtype):
+        numpy_dtype = np.float64 if dtype.itemsize == 8 else np.float32
+        self.cell = np.array(cell, dtype=numpy_dtype)  # (F, 3, 3)
+        self.inverse = np.linalg.inv(cell).astype(numpy_dtype)
+        self.axes = np.array(axes, dtype=numpy_dtype)
 
     def chunk(self, start: int, stop: int, device):
         import torch
@@ -237,7 +279,7 @@ class _Periodic:
         return cell, inverse, torch.from_numpy(self.axes).to(device)
 
 
-def _periodic_setup(cell, pbc, n_frames: int, r_max_A: float) -> _Periodic | None:
+def _periodic_setup(cell, pbc, n_frames: int, r_max_A: float, dtype) -> _Periodic | None:
     if pbc is None or not np.any(pbc):
         return None
     if cell is None:
@@ -259,7 +301,7 @@ def _periodic_setup(cell, pbc, n_frames: int, r_max_A: float) -> _Periodic | Non
                 f"r_max_A = {r_max_A} Å exceeds half the periodic cell's width ({half_width:.3f} Å)"
                 " along a periodic axis; use a smaller r_max_A or a larger cell"
             )
-    return _Periodic(cell, axes)
+    return _Periodic(cell, axes, dtype)
 
 
 def _distances(xa, xb, geometry):

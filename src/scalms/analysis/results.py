@@ -66,7 +66,8 @@ class MeanSquaredDisplacement:
     """MSD against lag time for the traced atoms, averaged over time origins.
 
     method "fft": every time origin (Wiener-Khinchin); "direct": origins every `origin_stride`
-    frames up to `max_lag_fs`, the thesis's method.
+    frames up to `max_lag_fs`, the thesis's method. `symbol` names the selection: an element,
+    "all", or the elements of a mask joined by "+".
     """
 
     lag_fs: np.ndarray  # (L,)
@@ -78,6 +79,9 @@ class MeanSquaredDisplacement:
     origin_stride: int
     fit: DiffusionFit  # of the atom-averaged MSD
     per_atom_fit: tuple[DiffusionFit, ...]
+    # Whether the centre-of-mass displacement of all atoms was subtracted first; records saved
+    # before that option existed kept the drift, hence the default.
+    drift_removed: bool = False
 
 
 @dataclass(frozen=True)

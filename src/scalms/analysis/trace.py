@@ -8,6 +8,7 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from scalms.analysis._common import Element, element_number, frames_array, present, select_atoms
+from scalms.analysis._cpu import surface_trace, wants_torch
 from scalms.analysis.results import SoluteTrace
 
 _CHUNK_PROJECTIONS = 2**22
@@ -36,8 +37,6 @@ def solute_trace(
     Both distance_A and surface_A are in Å; the surface is NaN where a traced atom sits exactly
     at the origin (no direction).
     """
-    import torch
-
     positions = frames_array(positions, "positions")
     n_frames, n_atoms = positions.shape[:2]
     masses = np.asarray(masses, dtype=np.float64)
@@ -69,6 +68,27 @@ def solute_trace(
         )
 
     centre = masses @ positions[0] / masses.sum()
+    if wants_torch(device):
+        distance, surface = _torch_trace(positions, centre, indices, candidates, n_surface, device)
+    else:  # on a CPU NumPy is as fast, without torch's seconds of import
+        distance, surface = surface_trace(positions, centre, indices, candidates, n_surface)
+    return SoluteTrace(
+        time_fs=time_fs,
+        indices=indices,
+        distance_A=distance,
+        surface_A=surface,
+        symbol=symbol,
+        n_surface=n_surface,
+        surface_elements=tuple(chemical_symbols[z] for z in surface_numbers),
+        n_atoms=n_atoms,
+    )
+
+
+def _torch_trace(positions, centre, indices, candidates, n_surface: int, device: str):
+    """The distances and surfaces of `solute_trace`, (F, S) each in Å, through torch."""
+    import torch
+
+    n_frames, n_atoms = positions.shape[:2]
     distance = np.empty((n_frames, indices.size))
     surface = np.empty((n_frames, indices.size))
     device = torch.device(device)
@@ -87,13 +107,4 @@ def solute_trace(
         furthest = torch.topk(projection, n_surface, dim=-1).values
         distance[start:stop] = length.cpu().numpy()
         surface[start:stop] = furthest.mean(dim=-1).cpu().numpy()
-    return SoluteTrace(
-        time_fs=time_fs,
-        indices=indices,
-        distance_A=distance,
-        surface_A=surface,
-        symbol=symbol,
-        n_surface=n_surface,
-        surface_elements=tuple(chemical_symbols[z] for z in surface_numbers),
-        n_atoms=n_atoms,
-    )
+    return distance, surface

@@ -24,7 +24,6 @@ Working directory::
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -47,6 +46,7 @@ from scalms.benchmark.metrics import (
 from scalms.benchmark.reference import read_reference
 from scalms.config import ModelEntry
 from scalms.errors import ScalmsError
+from scalms.files import WorkDirLock, atomic_path, atomic_write_json
 from scalms.io.benchmark_accuracy import (
     FlatTable,
     add_model_from_static,
@@ -94,28 +94,73 @@ def run_accuracy(
     energy_key: str | None = None,
     forces_key: str | None = None,
     overwrite: bool = False,
+    committee: list[str] | None = None,
     reporter: Reporter | None = None,
 ) -> AccuracyRun:
     """Evaluate every frame of ``references`` with each model and store the predictions.
 
-    The reference files are checked first (every frame needs an energy and forces). A working
-    directory keeps one reference set: running again with the same files adds models (or
-    replaces a model's earlier results); other reference files need ``overwrite``.
+    The reference files are checked first (every frame needs an energy and forces), and the
+    ``committee`` to be analysed afterwards, so that no model runs for a request that would fail.
+    A working directory keeps one reference set: running again with the same files adds models
+    (or replaces a model's earlier results); other reference files need ``overwrite``. The
+    working directory is locked for the run: a second command on it is refused.
     """
-    from scalms.evaluate import check_device, run_static
+    from scalms.devices import check_device
 
     if backend not in ("auto", "torchsim", "ase"):
         raise ScalmsError(f"unknown backend '{backend}' for a benchmark; use auto, torchsim or ase")
     check_device(device)
     if not entries:
         raise ScalmsError("no models selected")
+    check_committee(committee)
     structures = read_reference(references, energy_key, forces_key)
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    with WorkDirLock(workdir, "scalms benchmark accuracy"):
+        return _run_locked(
+            structures,
+            entries,
+            workdir,
+            backend=backend,
+            device=device,
+            seed=seed,
+            max_batch_atoms=max_batch_atoms,
+            timeout_s=timeout_s,
+            copy_reference=copy_reference,
+            overwrite=overwrite,
+            committee=committee,
+            reporter=reporter,
+        )
+
+
+def check_committee(names: list[str] | None, available: list[str] | None = None) -> None:
+    """Refuse a committee of fewer than two different models, or of models not ``available``
+    (when given): both are known before any model runs."""
+    if not names:
+        return
+    if len(set(names)) < 2:
+        raise ScalmsError("a committee needs at least two different models (repeat --committee)")
+    unknown = [n for n in dict.fromkeys(names) if available is not None and n not in available]
+    if unknown:
+        raise ScalmsError(
+            f"committee model(s) {', '.join(unknown)} neither run now nor in this benchmark "
+            f"(models: {', '.join(available or []) or 'none'}); run them first"
+        )
+
+
+def _run_locked(
+    structures, entries, workdir, *, overwrite, copy_reference, committee, **run_options
+) -> AccuracyRun:
+    from scalms.evaluate import run_static
+
     store = workdir / STORE
     if overwrite:
         for path in (store, workdir / FLAT):
             path.unlink(missing_ok=True)
+    if committee and store.is_file():
+        with open_store(store, "r") as handle:
+            check_committee(committee, [*models_of(handle), *(e.name for e in entries)])
+    elif committee:
+        check_committee(committee, [e.name for e in entries])
     with open_store(store) as handle:
         if structures_of(handle):
             why = same_reference(handle, structures)
@@ -138,13 +183,8 @@ def run_accuracy(
             [s.source for s in structures],
             entries,
             static_out,
-            backend=backend,
-            device=device,
-            seed=seed,
-            max_batch_atoms=max_batch_atoms,
-            timeout_s=timeout_s,
-            reporter=reporter,
             overwrite=True,
+            **run_options,
         ).outcomes
     finally:
         # Also after Ctrl-C or a crash: whatever models finished are kept.
@@ -210,8 +250,7 @@ def _committee(
             f"committee model(s) {', '.join(unknown)} not in this benchmark "
             f"(it holds {', '.join(table.models)}); run them first"
         )
-    if len(set(names)) < 2:
-        raise ScalmsError("a committee needs at least two different models")
+    check_committee(names)
     names = list(dict.fromkeys(names))
     forces, energies = [], []
     for name in names:
@@ -270,7 +309,7 @@ def _committee(
 
 
 def _write_csv(path: Path, rows: list[dict]) -> Path:
-    with open(path, "w", newline="") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         if rows:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
             writer.writeheader()
@@ -300,9 +339,22 @@ def analyse(
     """Metrics, net-force check, committee and plots of the benchmark in ``workdir``.
 
     The flat table is made again when models were added or re-run since it was written, or
-    with ``force_rewrite_flat``; otherwise the cached one is read.
+    with ``force_rewrite_flat``; otherwise the cached one is read. The working directory is
+    locked while its files are written.
     """
+    check_committee(committee)
     workdir = Path(workdir)
+    with WorkDirLock(workdir, "scalms benchmark analyze"):
+        return _analyse_locked(workdir, committee, net_force_threshold, force_rewrite_flat, plot)
+
+
+def _analyse_locked(
+    workdir: Path,
+    committee: list[str] | None,
+    net_force_threshold: float,
+    force_rewrite_flat: bool,
+    plot: bool,
+) -> AccuracyReport:
     store, flat = workdir / STORE, workdir / FLAT
     with open_store(store, "r") as handle:
         if not models_of(handle):
@@ -370,14 +422,10 @@ def analyse(
             "spread_vs_error_per_atom": _relation_json(result.per_atom),
             "spread_vs_error_per_frame_max": _relation_json(result.per_frame),
         }
-        path = workdir / "committee.json"
-        path.write_text(json.dumps(summary, indent=2))
-        report.files["committee"] = path
+        report.files["committee"] = atomic_write_json(workdir / "committee.json", summary)
+    from scalms.benchmark.report import accuracy_figures, write_summary
+
     if plot:
-        from scalms.plots.benchmark_accuracy import save_accuracy_plots
-
-        report.files.update(save_accuracy_plots(report, workdir / "plots"))
-    from scalms.plots.benchmark_accuracy import write_summary
-
+        report.files.update(accuracy_figures(report))
     report.files["summary"] = write_summary(report, workdir / "summary.html")
     return report

@@ -1,7 +1,7 @@
 """The cost benchmark: how long MD takes with each model, and what it uses, by system size.
 
 The parent's side of ``scalms benchmark cost``. Each model runs in a child in its own
-environment (:mod:`scalms.workers.cost_job`), which times every MD step through scalms's own
+environment (:mod:`scalms.benchmark.cost_job`), which times every MD step through scalms's own
 engines. Meanwhile a :class:`~scalms.benchmark.sampler.ResourceSampler` thread here reads the
 child's CPU and memory (and the GPU's) and labels each reading with what the child said it was
 doing, so the averages belong to one model, one structure, one batch size.
@@ -22,7 +22,6 @@ Running again with other models adds their rows; rows of the models run again ar
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,10 +32,12 @@ from scalms.benchmark.sampler import ResourceSampler, Sample
 from scalms.config import ModelEntry
 from scalms.dynamics.settings import MDSettings
 from scalms.errors import ScalmsError
+from scalms.files import WorkDirLock, atomic_path, read_json
 from scalms.workers.fanout import ModelOutcome, Reporter, SilentReporter, run_models
 from scalms.workers.task import Task
 
 MODES = ("serial", "batched")
+RERUN = "run the benchmark of that model again"
 STRUCTURE_PATTERNS = ("*.xyz", "*.extxyz")
 DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16)
 FILES = {
@@ -162,12 +163,10 @@ def merge_csv(path: Path, rows: list[dict[str, Any]], replaced_models: set[str])
     columns: list[str] = []
     for row in every:
         columns += [c for c in row if c not in columns]
-    partial = path.with_name(path.name + ".part")
-    with open(partial, "w", newline="") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(every)
-    partial.replace(path)
     return path
 
 
@@ -214,7 +213,7 @@ def run_cost(
     machine other jobs share, one thread gives steadier timings: torch's threads wait for each
     other when one of them loses its core.
     """
-    from scalms.evaluate import check_device
+    from scalms.devices import check_device
     from scalms.io.structures import check_readable, read_frames
 
     check_device(device)
@@ -233,13 +232,55 @@ def run_cost(
         )
     if cpu_threads is not None and cpu_threads < 1:
         raise ScalmsError(f"--cpu-threads must be at least 1, got {cpu_threads}")
+    if not sample_interval_s > 0:
+        raise ScalmsError(f"--sample-interval-s must be positive, got {sample_interval_s}")
     if not entries:
         raise ScalmsError("no models selected")
     sources = check_readable(structures)
     n_atoms = {s.label: len(read_frames(s.path)[-1]) for s in sources}
     sources.sort(key=lambda s: n_atoms[s.label])
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    with WorkDirLock(workdir, "scalms benchmark cost"):
+        return _measure(
+            sources,
+            entries,
+            workdir,
+            settings,
+            mode=mode,
+            backend=backend,
+            device=device,
+            sizes=sizes,
+            until_oom=until_oom,
+            max_systems=max_systems,
+            warmup_steps=warmup_steps,
+            cpu_threads=cpu_threads,
+            sample_interval_s=sample_interval_s,
+            timeout_s=timeout_s,
+            reporter=reporter,
+            plot=plot,
+        )
+
+
+def _measure(
+    sources,
+    entries: list[ModelEntry],
+    workdir: Path,
+    settings: MDSettings,
+    *,
+    mode: str,
+    backend: str,
+    device: str,
+    sizes: list[int],
+    until_oom: bool,
+    max_systems: int,
+    warmup_steps: int,
+    cpu_threads: int | None,
+    sample_interval_s: float,
+    timeout_s: float | None,
+    reporter: Reporter | None,
+    plot: bool,
+) -> CostRun:
+    """:func:`run_cost` once its request is checked, with the working directory locked."""
 
     def make_task(entry: ModelEntry, model_dir: Path) -> Task:
         params = {
@@ -275,7 +316,7 @@ def run_cost(
         for entry in entries:
             result = workdir / "runs" / entry.name / "cost.json"
             if result.is_file():
-                records += json.loads(result.read_text())["records"]
+                records += read_json(result, "timing records", fix=RERUN)["records"]
         rows = [averaged(r, samples) for r in records]
         run = CostRun(workdir, mode, outcomes, rows, samples, sampler.gpu_note)
         summary_name, samples_name = FILES[mode]
@@ -285,7 +326,7 @@ def run_cost(
             workdir / samples_name, [s.row() for s in samples if s.label.get("model")], names
         )
     if plot:
-        from scalms.plots.benchmark_cost import save_cost_plots
+        from scalms.benchmark.report import cost_figures
 
-        run.files.update(save_cost_plots(workdir, mode, run.gpu_note))
+        run.files.update(cost_figures(workdir, mode, run.gpu_note))
     return run

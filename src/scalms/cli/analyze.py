@@ -9,9 +9,14 @@ import typer
 
 from scalms.cli._errors import user_errors
 from scalms.cli.types import (
+    FrameIntervalOption,
+    InputSaveIntervalOption,
+    InputTimeStepOption,
     MsdFitOption,
     MsdMaxLagOption,
     MsdMethodOption,
+    PdfBinsOption,
+    PdfRMaxOption,
     PlotOption,
     SurfaceAtomsOption,
     SurfaceElementOption,
@@ -24,7 +29,11 @@ app = typer.Typer(
 
 ResultsArgument = Annotated[
     list[Path],
-    typer.Argument(help="Results files (MD_dynamics_results.h5) or trajectory files (.h5md)."),
+    typer.Argument(
+        help="Results files (MD_dynamics_results.h5), trajectory files (.h5md), or trajectories "
+        "of other codes in any format ASE reads (extended XYZ, .traj, LAMMPS dump, XDATCAR, "
+        "OUTCAR; give their time step where the file does not)."
+    ),
 ]
 OutOption = Annotated[
     Path | None,
@@ -39,15 +48,20 @@ StructureFilter = Annotated[
     list[str] | None, typer.Option("--structure", "-s", help="Only these structures.")
 ]
 AnalysisDevice = Annotated[
-    str, typer.Option("--device", help="torch device for the heavy parts: cpu or cuda[:N].")
+    str,
+    typer.Option(
+        "--device",
+        help="cpu (NumPy), cuda[:N] (torch on that GPU) or auto (a GPU where one is visible).",
+    ),
 ]
 ElementArgument = Annotated[str, typer.Option("--element", "-e", help="Element symbol or number.")]
 
 
-def _run(results, out, model, structure, plot, **options) -> None:
+def _run(results, out, model, structure, plot, timing, **options) -> None:
     from scalms.cli._console import console as make_console
     from scalms.dynamics.analyses import AnalysisRequest, run_analyses
     from scalms.errors import ScalmsError
+    from scalms.io.foreign import FrameTiming
 
     for path in results:
         if not path.exists():
@@ -64,6 +78,7 @@ def _run(results, out, model, structure, plot, **options) -> None:
             models=model,
             structures=structure,
             progress=lambda name: status.update(f"analysing {name}"),
+            timing=FrameTiming(*timing),
         )
     for table in output.tables:
         from rich.table import Table
@@ -90,15 +105,25 @@ def pdf(
         ),
     ] = None,
     full: Annotated[bool, typer.Option("--full/--no-full", help="Also the full PDF.")] = True,
-    r_max_A: Annotated[float, typer.Option("--r-max-A", help="Largest distance, Å.")] = 10.0,
-    bins: Annotated[int, typer.Option(help="Number of bins.")] = 200,
+    r_max_A: PdfRMaxOption = 10.0,
+    bins: PdfBinsOption = 200,
     mode: Annotated[
         str, typer.Option(help="shell (per shell volume, 1/Å³) or pair-fraction (eq. 3.1).")
     ] = "shell",
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="Distances in float64 (exact bins) or float32. Default: float64 on a CPU, "
+            "float32 on a GPU."
+        ),
+    ] = None,
     out: OutOption = None,
     model: ModelFilter = None,
     structure: StructureFilter = None,
     plot: PlotOption = True,
+    time_step_fs: InputTimeStepOption = None,
+    save_interval: InputSaveIntervalOption = None,
+    frame_interval_fs: FrameIntervalOption = None,
     device: AnalysisDevice = "cpu",
 ) -> None:
     """Full and partial pair distribution functions of every run."""
@@ -108,11 +133,13 @@ def pdf(
         model,
         structure,
         plot,
+        (time_step_fs, save_interval, frame_interval_fs),
         pdf=full,
         partial_pdf=pair,
         pdf_r_max_A=r_max_A,
         pdf_bins=bins,
         pdf_mode=mode,
+        pdf_precision=precision,
         device=device,
     )
 
@@ -131,6 +158,9 @@ def trace(
     model: ModelFilter = None,
     structure: StructureFilter = None,
     plot: PlotOption = True,
+    time_step_fs: InputTimeStepOption = None,
+    save_interval: InputSaveIntervalOption = None,
+    frame_interval_fs: FrameIntervalOption = None,
     device: AnalysisDevice = "cpu",
 ) -> None:
     """Distance of ELEMENT's atoms from the centre of mass and from the adaptive surface.
@@ -143,6 +173,7 @@ def trace(
         model,
         structure,
         plot,
+        (time_step_fs, save_interval, frame_interval_fs),
         trace=element,
         surface_elements=surface_element,
         surface_atoms=surface_atoms,
@@ -155,7 +186,21 @@ def trace(
 @user_errors
 def diffusion(
     results: ResultsArgument,
-    element: ElementArgument,
+    element: Annotated[
+        list[str],
+        typer.Option(
+            "--element",
+            "-e",
+            help="Element symbol or number, or 'all' for every atom; repeat for one MSD each.",
+        ),
+    ],
+    keep_drift: Annotated[
+        bool,
+        typer.Option(
+            "--keep-drift",
+            help="Keep the centre of mass's displacement in the MSD (removed by default).",
+        ),
+    ] = False,
     method: MsdMethodOption = "fft",
     max_lag_fs: MsdMaxLagOption = 1000.0,
     fit_fs: MsdFitOption = None,
@@ -166,16 +211,25 @@ def diffusion(
     model: ModelFilter = None,
     structure: StructureFilter = None,
     plot: PlotOption = True,
+    time_step_fs: InputTimeStepOption = None,
+    save_interval: InputSaveIntervalOption = None,
+    frame_interval_fs: FrameIntervalOption = None,
     device: AnalysisDevice = "cpu",
 ) -> None:
-    """Mean squared displacement of ELEMENT and its diffusion coefficient (cm²/s)."""
+    """Mean squared displacement of each ELEMENT and its diffusion coefficient (cm²/s).
+
+    Periodic runs are unwrapped first; the displacement of the run's centre of mass (all atoms,
+    mass-weighted) is removed unless --keep-drift.
+    """
     _run(
         results,
         out,
         model,
         structure,
         plot,
+        (time_step_fs, save_interval, frame_interval_fs),
         diffusion=element,
+        msd_remove_drift=not keep_drift,
         msd_method=method,
         msd_max_lag_fs=max_lag_fs,
         msd_fit_fs=fit_fs,
@@ -192,6 +246,17 @@ def net_force(
     model: ModelFilter = None,
     structure: StructureFilter = None,
     plot: PlotOption = True,
+    time_step_fs: InputTimeStepOption = None,
+    save_interval: InputSaveIntervalOption = None,
+    frame_interval_fs: FrameIntervalOption = None,
 ) -> None:
     """Magnitude of the sum of all forces per frame: near zero for a conservative model."""
-    _run(results, out, model, structure, plot, net_force=True)
+    _run(
+        results,
+        out,
+        model,
+        structure,
+        plot,
+        (time_step_fs, save_interval, frame_interval_fs),
+        net_force=True,
+    )

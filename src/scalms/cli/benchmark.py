@@ -12,7 +12,9 @@ from scalms.cli._console import print_failures
 from scalms.cli._errors import user_errors
 from scalms.cli.types import (
     DEFAULT_CONFIG,
+    POSITIVE,
     DeviceOption,
+    MaxBatchAtomsOption,
     ModelConfigOption,
     ModelsOption,
     PlotOption,
@@ -48,10 +50,6 @@ ForceRewriteFlatOption = Annotated[
 ]
 EngineOption = Annotated[
     str, typer.Option("--backend", help="auto (TorchSim, ASE as the fallback), torchsim or ase.")
-]
-MaxBatchAtomsOption = Annotated[
-    int | None,
-    typer.Option(help="Atoms per TorchSim batch; default: measured on a GPU, 2000 on a CPU."),
 ]
 
 
@@ -97,36 +95,41 @@ def accuracy(
     Run again in the same working dir with other --model names to add models; the flat table,
     metrics and plots then cover all of them. Exits 1 if a model failed (the others are kept).
     """
-    from scalms.benchmark.accuracy import run_accuracy
+    from scalms.benchmark.accuracy import check_committee, run_accuracy
     from scalms.cli._console import console as make_console
     from scalms.cli._errors import terminate_like_ctrl_c
     from scalms.cli.progress import ModelProgress
     from scalms.config import load_config
+    from scalms.files import WorkDirLock
 
     terminate_like_ctrl_c()
+    check_committee(committee)
     console = make_console()
     entries = load_config(model_config).select(model)
-    with ModelProgress(console) as progress:
-        run = run_accuracy(
-            reference,
-            entries,
-            working_dir,
-            backend=backend,
-            device=device,
-            seed=seed,
-            max_batch_atoms=max_batch_atoms,
-            timeout_s=timeout,
-            copy_reference=copy_reference,
-            energy_key=energy_key,
-            forces_key=forces_key,
-            overwrite=overwrite,
-            reporter=progress,
-        )
-    print_failures(console, run.failed)
-    if run.stored or not run.failed:
-        analyse_and_print(
-            console, working_dir, plot, force_rewrite_flat, committee, net_force_threshold
-        )
+    # One lock for the run and the analysis after it: nothing else writes in between.
+    with WorkDirLock(working_dir, "scalms benchmark accuracy"):
+        with ModelProgress(console) as progress:
+            run = run_accuracy(
+                reference,
+                entries,
+                working_dir,
+                backend=backend,
+                device=device,
+                seed=seed,
+                max_batch_atoms=max_batch_atoms,
+                timeout_s=timeout,
+                copy_reference=copy_reference,
+                energy_key=energy_key,
+                forces_key=forces_key,
+                overwrite=overwrite,
+                committee=committee,
+                reporter=progress,
+            )
+        print_failures(console, run.failed)
+        if run.stored or not run.failed:
+            analyse_and_print(
+                console, working_dir, plot, force_rewrite_flat, committee, net_force_threshold
+            )
     if run.failed:
         raise typer.Exit(1)
 
@@ -264,7 +267,10 @@ def cost(
         typer.Option(help="torch threads in each child; 1 is steadier on a shared machine."),
     ] = None,
     sample_interval_s: Annotated[
-        float, typer.Option("--sample-interval-s", help="Seconds between resource readings.")
+        float,
+        typer.Option(
+            "--sample-interval-s", help="Seconds between resource readings.", click_type=POSITIVE
+        ),
     ] = 0.25,
     plot: PlotOption = True,
     timeout: TimeoutOption = None,

@@ -70,6 +70,20 @@ def run(
         typer.Option("--thermostat-time-fs", help="Langevin 1/friction or Nosé-Hoover tau, fs."),
     ] = None,
     pressure_bar: Annotated[float, typer.Option(help="NPT pressure, bar.")] = 1.01325,
+    max_force_eV_per_A: Annotated[
+        float,
+        typer.Option(
+            "--max-force-eV-per-A",
+            help="Stop a run whose largest force passes this (blown up: overlapping atoms).",
+        ),
+    ] = 50.0,
+    max_temperature_K: Annotated[
+        float,
+        typer.Option(
+            "--max-temperature-K",
+            help="Stop a run hotter than this (blown up: a time step too long).",
+        ),
+    ] = 10000.0,
     backend: Annotated[
         str, typer.Option(help="auto (TorchSim, ASE as the fallback), torchsim or ase.")
     ] = "auto",
@@ -128,6 +142,8 @@ def run(
         "thermostat_time_fs": thermostat_time_fs,
         "pressure_bar": pressure_bar,
         "seed": seed,
+        "max_force_eV_per_A": max_force_eV_per_A,
+        "max_temperature_K": max_temperature_K,
     }
     if stage:
         settings = MDSettings.staged(parse_stages(stage), **common)
@@ -213,8 +229,9 @@ def print_statuses(console, rows) -> None:
         table.add_column(column)
     table.add_column("frames", justify="right")
     table.add_column("state")
+    colours = {"complete": "green", "failed": "red", "incomplete": "yellow"}
     for row in rows:
-        state = "[green]complete[/]" if row.complete else "[yellow]incomplete[/]"
+        state = f"[{colours[row.state]}]{row.state}[/]"
         table.add_row(
             row.model,
             row.structure,
@@ -223,6 +240,9 @@ def print_statuses(console, rows) -> None:
             state,
         )
     console.print(table)
+    for row in rows:
+        if row.failed and not row.complete:
+            console.print(f"[red]failed[/] {row.model} / {row.structure}: {row.failed}")
 
 
 def print_outcome(console, result) -> None:
@@ -234,9 +254,9 @@ def print_outcome(console, result) -> None:
     if result.workdir.report.exists():
         console.print(f"report: {result.workdir.report}")
     print_failures(console, result.failed)
-    if any(not s.complete for s in result.statuses):
+    if result.unfinished:
         console.print(
             f"unfinished runs: continue with `scalms dynamics resume {result.workdir.root}`"
         )
-    if result.failed:
+    if result.failed or result.failed_runs:
         raise typer.Exit(1)

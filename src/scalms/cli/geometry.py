@@ -12,6 +12,7 @@ from scalms.cli._errors import user_errors
 from scalms.cli.types import (
     DEFAULT_CONFIG,
     DeviceOption,
+    MaxBatchAtomsOption,
     ModelConfigOption,
     SeedOption,
     StructuresArgument,
@@ -64,7 +65,7 @@ BackendOption = Annotated[
 
 
 def _solutes(solute, fraction, count, order, host):
-    from scalms.geometry.nanoparticles import SoluteRequest
+    from scalms.geometry.plan import SoluteRequest
 
     return SoluteRequest(tuple(solute or ()), fraction, count, order, host)
 
@@ -96,19 +97,6 @@ def _protocol(
         ensemble=ensemble,
         seed=seed,
     )
-
-
-def _entry(model: str | None, model_config: Path, melt: bool):
-    if not melt:
-        return None
-    if model is None:
-        from scalms.errors import ScalmsError
-
-        raise ScalmsError("melting needs a model: pass --model NAME (or --no-melt to only build)")
-    from scalms.config import load_config
-
-    (entry,) = load_config(model_config).select([model])
-    return entry
 
 
 def _run_and_report(start) -> None:
@@ -159,9 +147,7 @@ def nanoparticle(
     save_interval: SaveIntervalOption = 50,
     backend: BackendOption = "auto",
     device: DeviceOption = "auto",
-    max_batch_atoms: Annotated[
-        int | None, typer.Option(help="Atoms per TorchSim batch; default: measured on a GPU.")
-    ] = None,
+    max_batch_atoms: MaxBatchAtomsOption = None,
     seed: SeedOption = 0,
     timeout: TimeoutOption = None,
     overwrite: Annotated[bool, typer.Option(help="Start again in a used --out.")] = False,
@@ -172,50 +158,29 @@ def nanoparticle(
     shape; the atom count the crystal allows closest to each target is reported. Melting runs
     three MD stages (target, hot, target) of every particle in one TorchSim batch.
     """
-    from scalms.geometry.crystals import (
-        bulk_crystal,
-        read_surface_energies,
-        shipped_surface_energies,
-    )
-    from scalms.geometry.nanoparticles import plan_nanoparticles, start
-    from scalms.io.structures import read_frames
+    from scalms.geometry.nanoparticles import build_nanoparticles
 
     solutes = _solutes(solute, fraction, count, order, host)
     protocol = _protocol(
         melt, target_K, hot_K, equilibrate_ps, hot_ps, final_ps, time_step_fs, save_interval, seed
     )
-    entry = _entry(model, model_config, melt)
-    crystal = read_frames(bulk)[0] if bulk else bulk_crystal(element)
-    energies = (
-        read_surface_energies(surface_energies, element)
-        if surface_energies
-        else shipped_surface_energies(element)
-    )
-    crystals, particles = plan_nanoparticles(
-        size, crystal, energies, solutes, rounding=rounding, vacuum_A=vacuum, seed=seed
-    )
-    request = {
-        "kind": "nanoparticle",
-        "sizes": size,
-        "element": element,
-        "surface_energies": energies.describe(),
-        "bulk": str(bulk) if bulk else f"{element} (shipped)",
-        "rounding": rounding,
-        "vacuum_A": vacuum,
-        "seed": seed,
-    }
     _run_and_report(
-        lambda reporter: start(
+        lambda reporter: build_nanoparticles(
             out,
-            crystals,
-            particles,
-            request,
-            protocol=protocol,
-            entry=entry,
+            size,
+            element=element,
+            surface_energies=surface_energies,
+            bulk=bulk,
+            rounding=rounding,
+            vacuum_A=vacuum,
             solutes=solutes,
+            protocol=protocol,
+            model=model,
+            model_config=model_config,
             backend=backend,
             device=device,
             max_batch_atoms=max_batch_atoms,
+            seed=seed,
             timeout_s=timeout,
             overwrite=overwrite,
             reporter=reporter,
@@ -263,9 +228,7 @@ def bulk_melt(
     """
     from dataclasses import replace
 
-    from scalms.geometry.crystals import bulk_crystal
-    from scalms.geometry.nanoparticles import plan_bulk, start
-    from scalms.io.structures import read_frames
+    from scalms.geometry.nanoparticles import build_bulk
 
     solutes = _solutes(solute, fraction, count, "before", host)
     protocol = _protocol(
@@ -282,21 +245,18 @@ def bulk_melt(
     )
     if protocol is not None:
         protocol = replace(protocol, pressure_bar=pressure_bar)
-    entry = _entry(model, model_config, melt)
-    crystal = read_frames(bulk)[0] if bulk else bulk_crystal(element)
-    crystals, particles = plan_bulk(crystal, repeat, solutes, seed)
-    request = {"kind": "bulk", "repeat": list(repeat), "element": element, "seed": seed}
     _run_and_report(
-        lambda reporter: start(
+        lambda reporter: build_bulk(
             out,
-            crystals,
-            particles,
-            request,
-            protocol=protocol,
-            entry=entry,
+            repeat,
+            element=element,
+            bulk=bulk,
             solutes=solutes,
-            backend="torchsim",
+            protocol=protocol,
+            model=model,
+            model_config=model_config,
             device=device,
+            seed=seed,
             timeout_s=timeout,
             overwrite=overwrite,
             reporter=reporter,
@@ -319,7 +279,7 @@ def resume(
 def print_geometry(console, run) -> None:
     from rich.table import Table
 
-    from scalms.geometry.nanoparticles import TABLE_HEADER, table_rows
+    from scalms.geometry.plan import TABLE_HEADER, table_rows
 
     table = Table(title="Structures")
     for column in TABLE_HEADER:
@@ -331,7 +291,7 @@ def print_geometry(console, run) -> None:
         console.print(f"[yellow]note[/]: {note}")
     if run.melt is not None:
         print_failures(console, run.melt.failed)
-    report = run.layout.root / "report.html"
+    report = run.layout.report
     if report.exists():
         console.print(f"report: {report}")
     if run.failed:
@@ -358,25 +318,14 @@ def alloy(
     Every frame of a trajectory is alloyed the same way (the same sites), so the frames stay
     comparable; the same --seed gives the same sites.
     """
-    from ase.io import write
+    from scalms.geometry.structure_files import alloy_files
 
-    from scalms.errors import ScalmsError
-    from scalms.geometry.alloy import formula_label, substitute
-    from scalms.io.structures import read_frames
-
-    if out and len(out) != len(structures):
-        raise ScalmsError(f"{len(structures)} structures but {len(out)} --out files")
-    for i, path in enumerate(structures):
-        frames = read_frames(path)
-        alloyed = [
-            substitute(f, element, fraction=fraction, count=count, host=host, seed=seed)
-            for f in frames
-        ]
-        target = out[i] if out else path.with_name(f"{path.stem}_{formula_label(alloyed[0])}.xyz")
-        write(target, alloyed, format="extxyz")
-        n = int((alloyed[0].numbers != frames[0].numbers).sum())
+    for done in alloy_files(
+        structures, element, fraction=fraction, count=count, host=host, seed=seed, outs=out
+    ):
         typer.echo(
-            f"{path} -> {target}: {n} of {host} replaced by {element} ({len(frames)} frame(s))"
+            f"{done.source} -> {done.target}: {done.n_replaced} of {host} replaced by {element} "
+            f"({done.n_frames} frame(s))"
         )
 
 
@@ -419,14 +368,9 @@ def adsorbates(
     seed: SeedOption = 0,
 ) -> None:
     """Place organic molecules around NANOPARTICLE, none closer than --min-distance-A."""
-    import numpy as np
-    from ase.io import write
+    from scalms.geometry.adsorbates import PlacementSettings
+    from scalms.geometry.structure_files import adsorb_file
 
-    from scalms.geometry.adsorbates import PlacementSettings, load_molecule, place_molecules
-    from scalms.io.structures import read_frames
-
-    frames = read_frames(nanoparticle)
-    frame_index = int(np.random.default_rng(seed).integers(len(frames)))
     settings = PlacementSettings(
         distance_from_radius_A=distance_from_radius,
         min_distance_A=min_distance,
@@ -438,14 +382,10 @@ def adsorbates(
         vacuum_A=vacuum,
         seed=seed,
     )
-    placement = place_molecules(
-        frames[frame_index], [load_molecule(m) for m in molecule], count, settings
-    )
-    names = "_".join(f"{n}{placement.placed[n]}" for n in placement.placed)
-    target = out or nanoparticle.with_name(f"{nanoparticle.stem}_{names}.xyz")
-    write(target, placement.atoms, format="extxyz")
-    if len(frames) > 1:
-        typer.echo(f"frame {frame_index} of {len(frames)} of {nanoparticle}")
+    done = adsorb_file(nanoparticle, molecule, count, settings, out)
+    placement = done.placement
+    if done.n_frames > 1:
+        typer.echo(f"frame {done.frame} of {done.n_frames} of {nanoparticle}")
     typer.echo(f"particle radius {placement.radius_A:.2f} Å")
     for name, wanted in placement.requested.items():
         typer.echo(f"{name}: placed {placement.placed[name]} of {wanted}")
@@ -455,4 +395,4 @@ def adsorbates(
             "or --max-directions, or lower --min-distance-A)",
             fg=typer.colors.YELLOW,
         )
-    typer.echo(f"wrote {target} ({len(placement.atoms)} atoms)")
+    typer.echo(f"wrote {done.target} ({len(placement.atoms)} atoms)")

@@ -20,7 +20,7 @@ def list_models(model_config: ModelConfigOption = DEFAULT_CONFIG) -> None:
 
     from scalms import envs
     from scalms.cli._console import console
-    from scalms.config import load_config
+    from scalms.config import environment_fix, load_config
     from scalms.models import FAMILIES
 
     config = load_config(model_config)
@@ -38,7 +38,7 @@ def list_models(model_config: ModelConfigOption = DEFAULT_CONFIG) -> None:
         for entry in st.entries:
             weights = st.report.get("weights", {}).get(entry.name)
             if not st.exists:
-                env_state, ready = f"missing: scalms env create {family.key}", False
+                env_state, ready = f"missing: {environment_fix(entry)}", False
             elif not st.report.get("import_ok"):
                 env_state, ready = f"broken: {st.report.get('import_error')}", False
             else:

@@ -26,15 +26,21 @@ class ModelProgress:
             console=console,
         )
         self._tasks: dict[str, int] = {}
+        self._shown = False
 
     def __enter__(self) -> ModelProgress:
-        self._progress.__enter__()
+        # The bars appear with the first model: a request refused before any model starts
+        # prints its one error line and nothing else (an empty display would print a blank line).
         return self
 
     def __exit__(self, *exc) -> None:
-        self._progress.__exit__(*exc)
+        if self._shown:
+            self._progress.__exit__(*exc)
 
     def start(self, model: str) -> None:
+        if not self._shown:
+            self._progress.__enter__()
+            self._shown = True
         self._tasks[model] = self._progress.add_task(
             model, model=model, status="starting", total=None
         )

@@ -6,6 +6,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 DEFAULT_CONFIG = Path("model_config.yaml")
@@ -52,9 +53,23 @@ BackendOption = Annotated[
         case_sensitive=False,
     ),
 ]
+# Ranges are checked by the option types themselves, so a bad number stops the command with one
+# "Invalid value" line (exit 2) before anything is read, started or written.
+POSITIVE = click.FloatRange(min=0, min_open=True)
+"""A float above zero (typer's own ``min`` cannot exclude the bound)."""
 TimeoutOption = Annotated[
     float | None,
-    typer.Option("--timeout", help="Seconds after which a model's child process is stopped."),
+    typer.Option(
+        "--timeout",
+        help="Seconds after which a model's child process is stopped.",
+        click_type=POSITIVE,
+    ),
+]
+MaxBatchAtomsOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Atoms per TorchSim batch; default: measured on a GPU, 2000 on a CPU.", min=1
+    ),
 ]
 SeedOption = Annotated[int, typer.Option(help="Random seed passed to every child.")]
 
@@ -93,15 +108,24 @@ NetForceOption = Annotated[
     typer.Option("--net-force/--no-net-force", help="Net force per frame (a consistency check)."),
 ]
 DiffusionOption = Annotated[
-    str | None,
-    typer.Option("--diffusion", help="Element whose MSD and diffusion coefficient are computed."),
+    list[str] | None,
+    typer.Option(
+        "--diffusion",
+        help="Element (or 'all') whose MSD and diffusion coefficient are computed, centre-of-mass "
+        "drift removed; repeat for one MSD each.",
+    ),
 ]
 MsdMethodOption = Annotated[
     str, typer.Option(help="fft (every time origin) or direct (the thesis's subsampled origins).")
 ]
 MsdMaxLagOption = Annotated[
-    float, typer.Option("--msd-max-lag-fs", help="Longest lag time of the MSD, fs.")
+    float,
+    typer.Option("--msd-max-lag-fs", help="Longest lag time of the MSD, fs.", click_type=POSITIVE),
 ]
+PdfRMaxOption = Annotated[
+    float, typer.Option("--r-max-A", help="Largest distance, Å.", click_type=POSITIVE)
+]
+PdfBinsOption = Annotated[int, typer.Option(help="Number of bins.", min=1)]
 MsdFitOption = Annotated[
     tuple[float, float] | None,
     typer.Option(
@@ -110,4 +134,30 @@ MsdFitOption = Annotated[
 ]
 PlotOption = Annotated[
     bool, typer.Option("--plot/--no-plot", help="Draw the figures (PNG and HTML).")
+]
+
+# Time in trajectory files of other codes (scalms's own files carry it), for `analyze` and `io`.
+InputTimeStepOption = Annotated[
+    float | None,
+    typer.Option(
+        "--time-step-fs",
+        help="MD time step of a trajectory file that does not state it (extxyz, XDATCAR, ...), fs.",
+        click_type=POSITIVE,
+    ),
+]
+InputSaveIntervalOption = Annotated[
+    int | None,
+    typer.Option(
+        "--save-interval",
+        help="MD steps between the frames of such a file (default: from its step numbers).",
+        min=1,
+    ),
+]
+FrameIntervalOption = Annotated[
+    float | None,
+    typer.Option(
+        "--frame-interval-fs",
+        help="Time between the frames of such a file, fs (instead of the two above).",
+        click_type=POSITIVE,
+    ),
 ]

@@ -12,11 +12,14 @@ import csv
 import json
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scalms.errors import ScalmsError
+
+if TYPE_CHECKING:
+    from scalms.io.foreign import FrameTiming
 
 MSD_METHODS = ("fft", "direct")
 PDF_MODES = ("shell", "pair-fraction")
@@ -32,21 +35,24 @@ class AnalysisRequest:
     surface_elements: tuple[str, ...] = ()
     surface_atoms: int = 5
     net_force: bool = False
-    diffusion: str | None = None
+    diffusion: tuple[str, ...] = ()  # elements or "all": one MSD record per selection
     msd_method: str = "fft"
     msd_max_lag_fs: float = 1000.0
     msd_origin_stride: int = 2
     msd_fit_fs: tuple[float, float] | None = None
+    msd_remove_drift: bool = True  # subtract the centre of mass's displacement (all atoms)
     pdf_r_max_A: float = 10.0
     pdf_bins: int = 200
     pdf_mode: str = "shell"
+    pdf_precision: str | None = None  # distances in float64 or float32; None: float64 on a CPU
     final_fraction: float = 0.5
     thermo: bool = True
     device: str = "cpu"  # torch device for the heavy analyses (PDF, MSD, trace)
 
     def __post_init__(self) -> None:
         from scalms.analysis import parse_pair
-        from scalms.analysis._common import element_number
+        from scalms.analysis._common import ALL_ATOMS, element_number
+        from scalms.analysis.pdf import PRECISIONS
 
         problems = []
         for pair in self.partial_pdf:
@@ -54,13 +60,19 @@ class AnalysisRequest:
                 parse_pair(pair)
             except ValueError as err:
                 problems.append(str(err))
-        for name in ("trace", "diffusion"):
-            value = getattr(self, name)
-            if value is not None:
+        if self.trace is not None:
+            try:
+                element_number(self.trace)
+            except ValueError as err:
+                problems.append(f"--trace: {err}")
+        for selection in self.diffusion:
+            if selection != ALL_ATOMS:
                 try:
-                    element_number(value)
+                    element_number(selection)
                 except ValueError as err:
-                    problems.append(f"--{name}: {err}")
+                    problems.append(f"--diffusion: {err} (or '{ALL_ATOMS}' for every atom)")
+        if len(set(self.diffusion)) != len(self.diffusion):
+            problems.append(f"--diffusion names a selection twice: {', '.join(self.diffusion)}")
         for element in self.surface_elements:
             try:
                 element_number(element)
@@ -70,6 +82,8 @@ class AnalysisRequest:
             problems.append(f"unknown MSD method '{self.msd_method}'; use fft or direct")
         if self.pdf_mode not in PDF_MODES:
             problems.append(f"unknown PDF mode '{self.pdf_mode}'; use one of {PDF_MODES}")
+        if self.pdf_precision not in (None, *PRECISIONS):
+            problems.append(f"unknown PDF precision '{self.pdf_precision}': use {PRECISIONS}")
         if self.surface_atoms < 1:
             problems.append("--surface-atoms must be at least 1")
         if not 0 < self.final_fraction <= 1:
@@ -82,8 +96,10 @@ class AnalysisRequest:
     @classmethod
     def from_options(cls, **options: Any) -> AnalysisRequest:
         """From CLI options, where lists may be None."""
-        for name in ("partial_pdf", "surface_elements"):
-            options[name] = tuple(options.get(name) or ())
+        for name in ("partial_pdf", "surface_elements", "diffusion"):
+            value = options.get(name) or ()
+            # one element as a plain string: what requests saved before selections were lists
+            options[name] = (value,) if isinstance(value, str) else tuple(value)
         if options.get("msd_fit_fs") is not None:
             options["msd_fit_fs"] = tuple(options["msd_fit_fs"])
         return cls(**options)
@@ -130,16 +146,36 @@ def run_analyses(
     models: list[str] | None = None,
     structures: list[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    timing: FrameTiming | None = None,
 ) -> AnalysisOutput:
     """Run ``request`` on every run of ``results`` (results or trajectory files).
 
     Runs of several files pool into the summaries (the trace summary across sizes, the table of
-    diffusion coefficients), which is how runs of separate working dirs are compared.
+    diffusion coefficients), which is how runs of separate working dirs are compared. Trajectory
+    files of other codes (any format ASE reads) are read whole, their time between frames from
+    the file or ``timing``. Every input is opened, and the selection checked, before anything is
+    written.
     """
     from scalms import analysis
+    from scalms.devices import check_device, check_gpu, gpu_visible
     from scalms.io.analysis_files import save_record
     from scalms.io.results import open_runs
 
+    check_device(request.device)
+    check_gpu(request.device)
+    if request.device == "auto":
+        request = replace(request, device="cuda" if gpu_visible() else "cpu")
+    paths = [Path(results)] if isinstance(results, str | Path) else [Path(p) for p in results]
+    timed = [name for name, wanted in _TIMED if getattr(request, wanted)]
+    run_sets = [
+        open_runs(path, timing, need_time=" and ".join(timed) if timed else None) for path in paths
+    ]
+    if not any(_picked(run, models, structures) for runs in run_sets for run in runs):
+        known = ", ".join(f"{r.model}/{r.structure}" for runs in run_sets for r in runs)
+        raise ScalmsError(
+            f"no run matches models {models or 'any'}, structures {structures or 'any'} "
+            f"(runs: {known})"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     js = out_dir / "plotly.min.js"  # one copy of plotly.js serves every page of the tree
@@ -150,9 +186,9 @@ def run_analyses(
         "n_bins": request.pdf_bins,
         "mode": request.pdf_mode,
         "device": request.device,
+        "precision": request.pdf_precision,
     }
-    paths = [Path(results)] if isinstance(results, str | Path) else [Path(p) for p in results]
-    for ref, trajectory in _selected(paths, open_runs, models, structures):
+    for ref, trajectory in _selected(paths, run_sets, models, structures):
         run_dir = out_dir / ref[0] / ref[1]
         name = f"{ref[0]} / {ref[1]}"
         if progress:
@@ -220,12 +256,13 @@ def run_analyses(
                         plotlyjs=js,
                     )
                     _figure(output, out_dir, f"{trace.symbol} trace, {name}", files)
-        if request.diffusion:
+        for selection in request.diffusion:
             msd = attempt(
-                f"diffusion of {request.diffusion}",
-                lambda t=trajectory: analysis.msd_of(
+                f"diffusion of {selection}",
+                lambda t=trajectory, selection=selection: analysis.msd_of(
                     t,
-                    request.diffusion,
+                    selection,
+                    remove_drift=request.msd_remove_drift,
                     method=request.msd_method,
                     max_lag_fs=request.msd_max_lag_fs,
                     origin_stride=request.msd_origin_stride,
@@ -273,15 +310,20 @@ def run_analyses(
     return output
 
 
-def _selected(paths, open_runs, models, structures):
+_TIMED = (("the MSD", "diffusion"), ("the trace", "trace"), ("the net force", "net_force"))
+"""Analyses whose records run against time, so that need the time between frames."""
+
+
+def _picked(run, models, structures) -> bool:
+    return (not models or run.model in models) and (not structures or run.structure in structures)
+
+
+def _selected(paths, run_sets, models, structures):
     """(model, structure) and trajectory of each chosen run, read one at a time."""
     seen = set()
-    for path in paths:
-        runs = open_runs(path)
+    for path, runs in zip(paths, run_sets, strict=True):
         for run in runs:
-            if models and run.model not in models:
-                continue
-            if structures and run.structure not in structures:
+            if not _picked(run, models, structures):
                 continue
             ref = (run.model, run.structure)
             if ref in seen:  # the same model and structure in two files: keep both apart
@@ -332,6 +374,7 @@ def _diffusion_tables(output, out_dir, rows) -> None:
         "element",
         "n_traced",
         "method",
+        "centre_of_mass_drift",
         "D_cm2_per_s",
         "r2",
         "fit_start_fs",
@@ -350,6 +393,7 @@ def _diffusion_tables(output, out_dir, rows) -> None:
                 msd.symbol,
                 len(msd.indices),
                 msd.method,
+                "removed" if msd.drift_removed else "kept",
                 f"{fit.D_cm2_per_s:.6e}",
                 f"{fit.r2:.4f}",
                 f"{fit.fit_start_fs:g}",

@@ -7,8 +7,8 @@ TorchSim engine, and a resumed run continues with the same random stream.
 
 from __future__ import annotations
 
+import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,9 @@ from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
 from scalms.dynamics.settings import MDSettings
 from scalms.dynamics.torchsim_md import BatchRun, StepProgress
+from scalms.dynamics.watch import describe, frame_problem
 from scalms.errors import ScalmsError
+from scalms.files import CorruptFile, atomic_write_bytes
 
 
 def _dynamics(atoms, settings: MDSettings, rng: np.random.Generator):
@@ -64,26 +66,34 @@ def save_checkpoint(path: Path, atoms, dyn, rng: np.random.Generator, step: int)
         **{f"thermostat_{k}": v for k, v in _thermostat_arrays(dyn).items()},
     }
     meta = {"step": step, "rng": rng.bit_generator.state}
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def load_checkpoint(path: Path) -> dict:
-    with np.load(path) as data:
-        loaded = {key: data[key] for key in data.files}
-    loaded.update(json.loads(str(loaded.pop("meta"))))
+    """A checkpoint :func:`save_checkpoint` wrote; a damaged one raises :class:`CorruptFile`."""
+    try:
+        with np.load(path) as data:
+            loaded = {key: data[key] for key in data.files}
+        loaded.update(json.loads(str(loaded.pop("meta"))))
+        int(loaded["step"]), loaded["positions"], loaded["momenta"]
+    except Exception as err:  # numpy and zipfile raise many types; each means it is unusable
+        raise CorruptFile(
+            f"checkpoint {path} is damaged ({type(err).__name__}: {err}); delete it and the "
+            "trajectory of its run to run it again from step 0"
+        ) from None
     return loaded
 
 
-def _frame(atoms, settings: MDSettings) -> dict:
+def _frame(atoms) -> dict:
+    """The current state in the trajectory's units (forces are the step's own: no new call)."""
     kinetic = float(atoms.get_kinetic_energy())
     return {
         "positions": atoms.get_positions(),
         "cell": np.asarray(atoms.cell),
-        "velocities": atoms.get_velocities() * units.fs if settings.save_velocities else None,
-        "forces": atoms.get_forces() if settings.save_forces else None,
+        "velocities": atoms.get_velocities() * units.fs,
+        "forces": atoms.get_forces(),
         "potential_energy": float(atoms.get_potential_energy()),
         "kinetic_energy": kinetic,
         "temperature_K": 2 * kinetic / (3 * len(atoms) * units.kB),
@@ -97,8 +107,12 @@ def run_one(
     checkpoint: Path,
     resume_from: dict | None = None,
     progress: StepProgress | None = None,
-) -> None:
-    """Advance one structure to ``settings.n_steps`` with an ASE calculator."""
+) -> str:
+    """Advance one structure to ``settings.n_steps`` with an ASE calculator.
+
+    Every saved frame is watched (:mod:`.watch`): a run that blows up is stopped there, marked
+    failed in its file with the frames before it. Returns why it was stopped, "" if it was not.
+    """
     atoms = run.atoms.copy()
     atoms.calc = calculator
     rng = np.random.default_rng(settings.seed)
@@ -119,7 +133,11 @@ def run_one(
             "temperature programs run on ASE with nvt-langevin only; use it, or --backend torchsim"
         )
     if resume_from is None:
-        run.writer.append(step=0, **_frame(atoms, settings))
+        frame = _frame(atoms)
+        problem = _problem(frame, settings)
+        if problem:
+            return _stop(run, describe(0, problem))
+        run.writer.append(step=0, **_saved(frame, settings))
         save_checkpoint(checkpoint, atoms, dyn, rng, 0)
     elif "thermostat_eta" in resume_from:
         dyn._thermostat._eta[:] = resume_from["thermostat_eta"]
@@ -130,10 +148,40 @@ def run_one(
         dyn.step()
         dyn.nsteps += 1
         step += 1
-        if settings.is_frame(step):
-            run.writer.append(step=step, **_frame(atoms, settings))
-        if settings.is_checkpoint(step):
-            save_checkpoint(checkpoint, atoms, dyn, rng, step)
+        if settings.is_frame(step) or settings.is_checkpoint(step):
+            frame = _frame(atoms)
+            problem = _problem(frame, settings)  # before a bad state is saved
+            if problem:
+                return _stop(run, describe(step, problem))
+            if settings.is_frame(step):
+                run.writer.append(step=step, **_saved(frame, settings))
+            if settings.is_checkpoint(step):
+                save_checkpoint(checkpoint, atoms, dyn, rng, step)
         if progress:
             progress(1)
     run.writer.mark_complete()
+    return ""
+
+
+def _problem(frame: dict, settings: MDSettings) -> str:
+    return frame_problem(
+        frame["positions"],
+        frame["forces"],
+        frame["potential_energy"],
+        frame["temperature_K"],
+        settings,
+    )
+
+
+def _saved(frame: dict, settings: MDSettings) -> dict:
+    """The frame as the trajectory keeps it: without what the run does not save."""
+    return {
+        **frame,
+        "velocities": frame["velocities"] if settings.save_velocities else None,
+        "forces": frame["forces"] if settings.save_forces else None,
+    }
+
+
+def _stop(run: BatchRun, why: str) -> str:
+    run.writer.mark_failed(why)
+    return why

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from scalms.dynamics.analyses import AnalysisOutput
+from scalms.dynamics.settings import MDSettings
 from scalms.dynamics.workdir import WorkDir
 
 
@@ -18,8 +19,12 @@ def write_workdir_report(
 
     output = output or AnalysisOutput.load(wd.analysis)
     settings = manifest["settings"]
+    used = MDSettings.from_dict(settings)
     parameters = {
         **{key: value for key, value in settings.items()},
+        # None in the settings means "the default": show the time constant the run used
+        "thermostat_time_fs": used.thermostat_fs if used.ensemble != "nve" else None,
+        "barostat_time_fs": used.barostat_fs if used.ensemble.startswith("npt") else None,
         "models": ", ".join(m["name"] for m in manifest["models"]),
         "structures": ", ".join(s["label"] for s in manifest["structures"]),
         "backend requested": manifest.get("backend"),

@@ -1,6 +1,6 @@
 """MD of many structures with many models: the parent's side of ``scalms dynamics run|resume``.
 
-Each model runs in a child in its own environment (``scalms.workers.md_job``), which batches the
+Each model runs in a child in its own environment (``scalms.dynamics.md_job``), which batches the
 structures through TorchSim or falls back to ASE. The parent lays out the working directory,
 consolidates the trajectories into one results file, and runs the requested analyses. A killed
 run is resumed from the manifest and the checkpoints, and ends where an uninterrupted run ends.
@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from scalms.config import ModelEntry
+from scalms.devices import check_device, check_gpu
 from scalms.dynamics.settings import MDSettings
-from scalms.dynamics.workdir import DEFAULT_DATA_FILE, WorkDir
+from scalms.dynamics.workdir import DEFAULT_DATA_FILE, WorkDir, readable_info
 from scalms.errors import ScalmsError
-from scalms.evaluate import check_device
+from scalms.files import WorkDirLock, read_json
 from scalms.workers.fanout import ModelOutcome, Reporter, run_models
 from scalms.workers.task import Task
 
@@ -33,6 +34,12 @@ class RunStatus:
     complete: bool
     backend: str = ""
     note: str = ""
+    failed: str = ""
+    """Why the run was stopped before its end (e.g. it blew up); "" when it was not."""
+
+    @property
+    def state(self) -> str:
+        return "complete" if self.complete else "failed" if self.failed else "incomplete"
 
 
 @dataclass
@@ -46,6 +53,39 @@ class DynamicsRun:
     @property
     def failed(self) -> list[ModelOutcome]:
         return [o for o in self.outcomes if not o.ok]
+
+    @property
+    def failed_runs(self) -> list[RunStatus]:
+        """Runs stopped for good (a blow-up): a resume does not change them."""
+        return [s for s in self.statuses if s.failed and not s.complete]
+
+    @property
+    def unfinished(self) -> list[RunStatus]:
+        """Runs a resume can continue."""
+        return [s for s in self.statuses if not s.complete and not s.failed]
+
+
+def check_inputs(atoms_by_label: dict[str, Any], settings: MDSettings, backend: str) -> None:
+    """What a child would refuse only after its 20-30 s start-up, refused here at once: NPT of
+    a structure without a fully periodic cell, and protocols ASE cannot run."""
+    import numpy as np
+
+    problems = []
+    if settings.ensemble == "npt":
+        open_cells = [label for label, a in atoms_by_label.items() if not np.all(a.pbc)]
+        if open_cells:
+            problems.append(
+                f"NPT needs a periodic cell on all three axes; {', '.join(open_cells)} "
+                "is not periodic (run nanoparticles in nvt-langevin, nvt-nose-hoover or nve)"
+            )
+        if backend == "ase":
+            problems.append("NPT runs on the TorchSim backend only; use --backend auto or torchsim")
+    if backend == "ase" and settings.temperature_program and settings.ensemble != "nvt-langevin":
+        problems.append(
+            "temperature programs run on ASE with nvt-langevin only; use it, or --backend auto"
+        )
+    if problems:
+        raise ScalmsError("; ".join(problems))
 
 
 def start_dynamics(
@@ -77,10 +117,17 @@ def start_dynamics(
     from scalms.io.structures import check_readable, read_frames
 
     check_device(device)
+    check_gpu(device)
     if backend not in ("auto", "torchsim", "ase"):
         raise ScalmsError(f"unknown backend '{backend}' for MD; use auto, torchsim or ase")
     if consolidate not in CONSOLIDATE:
         raise ScalmsError(f"unknown consolidation '{consolidate}'; use links or repack")
+    if Path(data_file).name != data_file or data_file in ("", ".", ".."):
+        # The results file lives in the working dir; a path would write outside it.
+        raise ScalmsError(
+            f"--data-file-name must be a file name without folders (it is written inside the "
+            f"working dir), got {data_file!r}"
+        )
     if remove_trajectories and consolidate != "repack":
         raise ScalmsError(
             "removing the trajectory files needs --consolidate repack: links would point nowhere"
@@ -88,40 +135,46 @@ def start_dynamics(
     if not entries:
         raise ScalmsError("no models selected")
     sources = check_readable(structures)
-    wd = WorkDir(Path(workdir))
-    if wd.manifest.exists():
-        if not overwrite:
-            raise ScalmsError(
-                f"{wd.root} already holds an MD run; continue it with "
-                f"`scalms dynamics resume {wd.root}`, or pass --overwrite to start again"
-            )
-        for sub in ("trajectories", "checkpoints", "runs", "analysis", "structures"):
-            shutil.rmtree(wd.root / sub, ignore_errors=True)
-    wd.structures.mkdir(parents=True, exist_ok=True)
-    labels = []
+    starts = {}
     for source in sources:
         frames = read_frames(source.path)
         try:
-            atoms = frames[frame]
+            starts[source.label] = frames[frame]
         except IndexError:
             raise ScalmsError(f"{source.path} has {len(frames)} frames; no frame {frame}") from None
-        write(wd.structure(source.label), atoms, format="extxyz")
-        labels.append({"label": source.label, "source": str(source.path.absolute())})
-    manifest = {
-        "settings": settings.to_dict(),
-        "structures": labels,
-        "models": [entry.to_dict() for entry in entries],
-        "backend": backend,
-        "device": device,
-        "data_file": data_file,
-        "consolidate": consolidate,
-        "remove_trajectories": remove_trajectories,
-        "plot": plot,
-        "analyses": analyses or {},
-        "max_batch_atoms": max_batch_atoms,
-    }
-    wd.write_manifest(manifest)
-    return execute(wd, manifest, timeout_s=timeout_s, reporter=reporter)
+    check_inputs(starts, settings, backend)
+    wd = WorkDir(Path(workdir))
+    # One writer per working directory, for the whole command: a second run or a resume on
+    # the same folder (a requeued job racing a manual resume) is refused with one line.
+    with WorkDirLock(wd.root, "scalms dynamics run"):
+        if wd.manifest.exists():
+            if not overwrite:
+                raise ScalmsError(
+                    f"{wd.root} already holds an MD run; continue it with "
+                    f"`scalms dynamics resume {wd.root}`, or pass --overwrite to start again"
+                )
+            for sub in ("trajectories", "checkpoints", "runs", "analysis", "structures"):
+                shutil.rmtree(wd.root / sub, ignore_errors=True)
+        wd.structures.mkdir(parents=True, exist_ok=True)
+        labels = []
+        for source in sources:
+            write(wd.structure(source.label), starts[source.label], format="extxyz")
+            labels.append({"label": source.label, "source": str(source.path.absolute())})
+        manifest = {
+            "settings": settings.to_dict(),
+            "structures": labels,
+            "models": [entry.to_dict() for entry in entries],
+            "backend": backend,
+            "device": device,
+            "data_file": data_file,
+            "consolidate": consolidate,
+            "remove_trajectories": remove_trajectories,
+            "plot": plot,
+            "analyses": analyses or {},
+            "max_batch_atoms": max_batch_atoms,
+        }
+        manifest = wd.write_manifest(manifest)
+        return execute(wd, manifest, timeout_s=timeout_s, reporter=reporter)
 
 
 def resume_dynamics(
@@ -129,7 +182,9 @@ def resume_dynamics(
 ) -> DynamicsRun:
     """Continue the unfinished runs of ``workdir`` from their last checkpoints."""
     wd = WorkDir(Path(workdir))
-    return execute(wd, wd.read_manifest(), timeout_s=timeout_s, reporter=reporter)
+    wd.read_manifest()  # a folder that holds no run is refused before a lock file is written
+    with WorkDirLock(wd.root, "scalms dynamics resume"):
+        return execute(wd, wd.read_manifest(), timeout_s=timeout_s, reporter=reporter)
 
 
 def execute(
@@ -170,7 +225,8 @@ def execute(
         output = (model_dir / "md_summary.json").absolute()
         return Task("md", entry, output, manifest["device"], settings.seed, params)
 
-    finished = {(s.model, s.structure) for s in statuses(wd, manifest) if s.complete}
+    # Stopped runs (a blow-up) count as done: a new child would stop them at the same step.
+    finished = {(s.model, s.structure) for s in statuses(wd, manifest) if s.complete or s.failed}
     pending = [e for e in entries if any((e.name, label) not in finished for label in labels)]
     outcomes: list[ModelOutcome] = []
     results = None
@@ -198,11 +254,12 @@ def execute(
 def consolidate_runs(wd: WorkDir, manifest, entries, labels) -> Path | None:
     from scalms.io.results import consolidate
 
+    # A file killed before its header reached the disk holds nothing to consolidate.
     runs = {
         (entry.name, label): wd.trajectory(entry.name, label)
         for entry in entries
         for label in labels
-        if wd.trajectory(entry.name, label).exists()
+        if readable_info(wd.trajectory(entry.name, label)) is not None
     }
     if not runs:
         return None
@@ -211,19 +268,19 @@ def consolidate_runs(wd: WorkDir, manifest, entries, labels) -> Path | None:
 
 def statuses(wd: WorkDir, manifest: dict[str, Any]) -> list[RunStatus]:
     """Each (model, structure): frames written against frames expected, and its backend."""
-    import json
-
-    from scalms.io.trajectory import trajectory_info
 
     settings = MDSettings.from_dict(manifest["settings"])
     found = []
     for data in manifest["models"]:
         model = data["name"]
         summary_path = wd.checkpoints(model) / "summary.json"
-        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"runs": {}}
+        summary = {"runs": {}}
+        if summary_path.exists():
+            summary = read_json(
+                summary_path, "MD summary", "delete it; the trajectories still hold the runs"
+            )
         for s in manifest["structures"]:
-            path = wd.trajectory(model, s["label"])
-            info = trajectory_info(path) if path.exists() else None
+            info = readable_info(wd.trajectory(model, s["label"]))
             recorded = summary["runs"].get(s["label"], {})
             found.append(
                 RunStatus(
@@ -234,6 +291,7 @@ def statuses(wd: WorkDir, manifest: dict[str, Any]) -> list[RunStatus]:
                     complete=bool(info and info.complete),
                     backend=recorded.get("backend", ""),
                     note=recorded.get("fallback", ""),
+                    failed=(info.failed if info else "") or recorded.get("failed", ""),
                 )
             )
     return found

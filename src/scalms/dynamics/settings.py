@@ -37,6 +37,15 @@ class MDSettings:
     seed: int = 0
     save_velocities: bool = True
     save_forces: bool = True
+    max_force_eV_per_A: float = 50.0
+    """A run whose largest atomic force passes this is stopped as blown up. Forces in a hot
+    liquid metal stay below ~5 eV/Å; 50 eV/Å means two atoms pushed well inside each other
+    (Lennard-Jones gallium reaches it at 1.9 Å against a 2.7 Å bond), where no model is trained
+    and the next steps only diverge."""
+    max_temperature_K: float = 10000.0
+    """A run hotter than this (kinetic temperature of one frame) is stopped as blown up: a time
+    step too long for the forces heats a run by orders of magnitude within a few steps. Must be
+    above every target temperature."""
     temperature_program: tuple[tuple[int, float], ...] = ()
     """Stages of (steps, temperature K) run one after another, e.g. a melt: equilibrate, heat,
     cool back. Empty: ``temperature_K`` throughout. The stages' steps add up to ``n_steps`` and
@@ -62,6 +71,16 @@ class MDSettings:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 problems.append(f"{name} must be positive, got {value}")
+        for name in ("max_force_eV_per_A", "max_temperature_K"):
+            value = getattr(self, name)
+            if not value > 0:
+                problems.append(f"{name} must be positive, got {value}")
+        hottest = max([self.temperature_K, *(t for _, t in self.temperature_program)])
+        if hottest >= self.max_temperature_K:
+            problems.append(
+                f"the target temperature {hottest:g} K is not below max_temperature_K "
+                f"{self.max_temperature_K:g} K, where a run is stopped as blown up; raise it"
+            )
         problems += self._program_problems()
         if problems:
             raise ScalmsError("; ".join(problems))

@@ -15,13 +15,16 @@ WORKDIR/
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scalms.errors import ScalmsError
+from scalms.files import atomic_write_json, read_json
+
+if TYPE_CHECKING:
+    from scalms.io.trajectory import TrajectoryInfo
 
 MANIFEST = "dynamics.json"
 DEFAULT_DATA_FILE = "MD_dynamics_results.h5"
@@ -63,14 +66,15 @@ class WorkDir:
     def results(self, manifest: dict[str, Any]) -> Path:
         return self.root / manifest.get("data_file", DEFAULT_DATA_FILE)
 
-    def write_manifest(self, manifest: dict[str, Any]) -> None:
+    def write_manifest(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Write ``manifest`` with the scalms version and the start time added; return what was
+        written, so that the report made in the same command shows them too."""
         from scalms import __version__
 
         manifest = {"scalms_version": __version__, **manifest}
         manifest.setdefault("created", datetime.now(UTC).isoformat(timespec="seconds"))
-        tmp = self.manifest.with_suffix(".tmp")
-        tmp.write_text(json.dumps(manifest, indent=2))
-        tmp.replace(self.manifest)
+        atomic_write_json(self.manifest, manifest)
+        return manifest
 
     def read_manifest(self) -> dict[str, Any]:
         if not self.root.is_dir():
@@ -80,7 +84,21 @@ class WorkDir:
                 f"{self.root} is not an MD working directory (no {MANIFEST}); "
                 "start one with `scalms dynamics run`"
             )
-        try:
-            return json.loads(self.manifest.read_text())
-        except json.JSONDecodeError as err:
-            raise ScalmsError(f"{self.manifest} is damaged ({err}); cannot resume") from None
+        return read_json(
+            self.manifest,
+            "MD manifest",
+            "it cannot be resumed; start the run again with `scalms dynamics run ... --overwrite`",
+        )
+
+
+def readable_info(path: Path) -> TrajectoryInfo | None:
+    """What ``path`` holds; None when it is missing or unreadable (e.g. a run killed before
+    its file's header reached the disk: nothing in it can be continued)."""
+    if not path.exists():
+        return None
+    from scalms.io.trajectory import TrajectoryError, trajectory_info
+
+    try:
+        return trajectory_info(path)
+    except (TrajectoryError, KeyError, OSError):  # a file cut off while its groups were made
+        return None

@@ -23,8 +23,13 @@ LIQUID_D_CM2_PER_S = 5e-6
 """Self-diffusion above which the host atoms count as liquid: a quarter of liquid gallium's
 (about 2e-5 cm²/s near 450 K; SevenNet-0's melted particles give 1.7-2.6e-5)."""
 MIN_WINDOW_FS = 1000.0
-"""Shortest last stage judged: over shorter windows the MSD has not left its ballistic and
+"""Shortest window judged: over shorter windows the MSD has not left its ballistic and
 vibrational start, and a crystal's slope looks like diffusion."""
+QUENCH_THERMOSTAT_TIMES = 3.0
+"""Thermostat times at the start of the last stage left out of the verdict: the particle is
+still cooling from the hot stage there (the kinetic energy's excess decays as exp(-2t/tau)
+under Langevin, to 0.25 % after three tau), and its faster, hotter diffusion would pass for the
+liquid's at the target temperature."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,13 @@ class MeltProtocol:
     def final_steps(self) -> int:
         return self._steps(self.final_ps)
 
+    @property
+    def quench_steps(self) -> int:
+        """Steps at the start of the last stage that the verdict leaves out while the particle
+        cools: :data:`QUENCH_THERMOSTAT_TIMES` thermostat times, at most half the stage."""
+        thermostat_steps = self.settings().thermostat_fs / self.time_step_fs
+        return min(round(QUENCH_THERMOSTAT_TIMES * thermostat_steps), self.final_steps // 2)
+
     def stages(self) -> list[tuple[int, float]]:
         """(steps, K) of each stage that has any steps."""
         stages = [
@@ -91,18 +103,20 @@ class MeltProtocol:
 class MeltCheck:
     """Whether a melted particle is liquid, judged on the frames of the final stage.
 
-    Liquid means both: the host atoms diffuse (``D_cm2_per_s`` above
+    The frames judged are those inside the last stage once the particle has cooled to the target
+    (:func:`final_stage`): neither the last frame of the hot stage nor the quench at the start of
+    the last stage. Liquid means both: the host atoms diffuse (``D_cm2_per_s`` above
     :data:`LIQUID_D_CM2_PER_S`, from the MSD with the centre of mass removed, lags up to half
-    the stage, fitted from an eighth of the stage), and the crystal's bond order is gone (Q6 of
-    the last frame under half the crystal's; not checked for periodic cells). A last stage
-    shorter than :data:`MIN_WINDOW_FS` gets no verdict. The Lindemann index is reported beside
-    them: over a few ps a liquid particle scores 0.06-0.15, a solid 0.02-0.05, so it shows the
-    trend but draws no sharp line at such lengths.
+    the window, fitted from an eighth of it), and the crystal's bond order is gone (Q6 of the
+    last frame under half the crystal's; not checked for periodic cells). A window shorter
+    than :data:`MIN_WINDOW_FS` gets no verdict. The Lindemann index is reported beside them:
+    over a few ps a liquid particle scores 0.06-0.15, a solid 0.02-0.05, so it shows the trend
+    but draws no sharp line at such lengths.
     """
 
     n_frames: int
     window_fs: float
-    temperature_K: float  # mean over the final stage
+    temperature_K: float  # mean over the frames judged
     D_cm2_per_s: float | None  # host element; None when the stage is too short
     lindemann: float | None  # None for periodic cells
     q6_crystal: float | None  # global Q6 of the starting crystal (non-periodic only)
@@ -123,19 +137,14 @@ def bond_cutoff_A(positions: np.ndarray) -> float:
 
 def host_diffusion(final: Trajectory) -> float:
     """Diffusion coefficient (cm²/s) of the most common element over ``final``, with the centre
-    of mass held still (a drifting particle is not a liquid one)."""
-    from scalms.analysis import mean_squared_displacement, unwrap_positions
+    of mass held still (a drifting particle is not a liquid one), periodic runs unwrapped."""
+    from scalms.analysis import msd_of
 
-    positions = final.positions
-    if final.pbc.any():
-        positions = unwrap_positions(positions, final.cell, final.pbc)
-    centre = np.einsum("fni,n->fi", positions, final.masses) / final.masses.sum()
     window = float(final.time_fs[-1] - final.time_fs[0])
-    msd = mean_squared_displacement(
-        positions - centre[:, None, :],
-        frame_interval_fs=final.frame_interval_fs,
-        numbers=final.numbers,
-        traced=int(np.bincount(final.numbers).argmax()),
+    msd = msd_of(
+        final,
+        int(np.bincount(final.numbers).argmax()),
+        remove_drift=True,
         max_lag_fs=window / 2,
         fit_start_fs=window / 8,
         fit_end_fs=window / 2,
@@ -143,9 +152,24 @@ def host_diffusion(final: Trajectory) -> float:
     return msd.fit.D_cm2_per_s
 
 
-def check_melt(trajectory: Trajectory, final_steps: int) -> MeltCheck:
-    """Diffusion, Lindemann index and Q6 over the frames of the last ``final_steps`` steps."""
-    final = trajectory.select(trajectory.step >= trajectory.step[-1] - final_steps)
+def final_stage(trajectory: Trajectory, final_steps: int, quench_steps: int = 0) -> Trajectory:
+    """The frames inside the last ``final_steps`` steps, less the first ``quench_steps`` of them.
+
+    With S the last frame's step, the frames of steps in (S - final_steps + quench_steps, S]:
+    the frame at S - final_steps is the hot stage's last, not the final stage's.
+    """
+    start = trajectory.step[-1] - final_steps + quench_steps
+    return trajectory.select(trajectory.step > start)
+
+
+def check_melt(trajectory: Trajectory, final_steps: int, quench_steps: int = 0) -> MeltCheck:
+    """Diffusion, Lindemann index and Q6 over the frames of :func:`final_stage`."""
+    final = final_stage(trajectory, final_steps, quench_steps)
+    if final.n_frames == 0:
+        raise ScalmsError(
+            f"no frame inside the last {final_steps - quench_steps} steps of the melt "
+            f"(frames every {trajectory.save_interval} steps): save frames more often"
+        )
     temperature = (
         float(np.mean(final.temperature_K)) if final.temperature_K is not None else float("nan")
     )

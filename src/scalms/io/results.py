@@ -16,25 +16,35 @@ also takes a single trajectory file, so commands accept either.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import h5py
 
+from scalms.files import atomic_path
+from scalms.io.export import check_targets
+from scalms.io.names import check_name
 from scalms.io.trajectory import (
     PARTICLES,
     TrajectoryError,
     group_info,
+    is_hdf5,
     is_trajectory,
     open_hdf5,
     read_group,
+    reading,
     time_groups,
     trajectory_info,
 )
 from scalms.trajectory import Trajectory
+
+if TYPE_CHECKING:
+    from scalms.io.foreign import FrameTiming
 
 FORMAT = "scalms-md-results"
 FORMAT_VERSION = 1
@@ -51,22 +61,15 @@ class RunRef:
 
 
 def _check_name(name: str, what: str) -> None:
-    if not name or name in (".", "..") or "/" in name:
-        raise TrajectoryError(f"{what} name {name!r} cannot name an HDF5 group (no '/', not empty)")
+    """Refuse a run name that cannot name an HDF5 group and a file or folder (``check_name``)."""
+    check_name(name, what)
 
 
 def _write_atomically(out: Path, fill) -> Path:
     """Write ``out`` through a temporary file in the same folder, replaced in one step."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        with h5py.File(tmp, "w", track_order=True, locking=False) as handle:
-            fill(handle)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    with atomic_path(out) as tmp, h5py.File(tmp, "w", track_order=True, locking=False) as handle:
+        fill(handle)
+    return Path(out)
 
 
 def consolidate(
@@ -150,7 +153,7 @@ class RunSet:
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        with open_hdf5(self.path) as handle:
+        with open_hdf5(self.path) as handle, reading(self.path):
             if handle.attrs.get("format") == FORMAT:
                 self.kind = "results"
                 self.runs = [
@@ -166,6 +169,9 @@ class RunSet:
                 raise TrajectoryError(
                     f"{self.path} is neither a scalms results file nor a scalms trajectory"
                 )
+        for ref in self.runs:
+            check_name(ref.model, "model", self.path)
+            check_name(ref.structure, "structure", self.path)
 
     @staticmethod
     def _ref(model: str, structure: str, root: h5py.Group) -> RunRef:
@@ -192,6 +198,25 @@ class RunSet:
         """The frames ``frames`` (default: all) of run ``ref``."""
         return read_run(self.path, ref.model, ref.structure, frames)
 
+    def check_timing(self, timing: FrameTiming) -> None:
+        """Refuse a ``timing`` that contradicts the time step and save interval stored with the
+        runs (scalms files carry their own; options given for other files must agree)."""
+        with open_hdf5(self.path) as handle, reading(self.path):
+            for ref in self.runs:
+                root = handle if self.kind == "trajectory" else handle[ref.model][ref.structure]
+                stored = root["parameters"].attrs
+                dt, interval = float(stored["time_step_fs"]), int(stored["save_interval"])
+                for option, given, value in (
+                    ("--time-step-fs", timing.time_step_fs, dt),
+                    ("--save-interval", timing.save_interval, interval),
+                    ("--frame-interval-fs", timing.frame_interval_fs, dt * interval),
+                ):
+                    if given is not None and not math.isclose(given, value, rel_tol=1e-6):
+                        raise TrajectoryError(
+                            f"{option} {given:g} contradicts run {ref.model}/{ref.structure} of "
+                            f"{self.path}, which was saved with {value:g}; leave {option} out"
+                        )
+
     def __iter__(self) -> Iterator[RunRef]:
         return iter(self.runs)
 
@@ -199,9 +224,52 @@ class RunSet:
         return len(self.runs)
 
 
-def open_runs(path: Path | str) -> RunSet:
-    """The runs of ``path``: a results file, or a trajectory file (one run)."""
-    return RunSet(path)
+class ForeignRunSet(RunSet):
+    """The one run of a trajectory file another code wrote (any format ASE reads), in memory."""
+
+    kind = "trajectory (read through ASE)"
+
+    def __init__(self, path: Path | str, timing: FrameTiming | None = None):
+        from scalms.io.foreign import read_foreign
+
+        self.path = Path(path)
+        self.trajectory = read_foreign(self.path, timing)
+        traj = self.trajectory
+        check_name(traj.model, "model", self.path)
+        check_name(traj.structure, "structure", self.path)
+        self.runs = [RunRef(traj.model, traj.structure, traj.complete, traj.n_frames)]
+
+    def read(self, ref: RunRef, frames: slice | None = None) -> Trajectory:
+        if ref not in self.runs:
+            raise TrajectoryError(f"{self.path} holds run {self.runs[0]}, not {ref}")
+        return self.trajectory if frames is None else self.trajectory.select(frames)
+
+
+def open_runs(
+    path: Path | str, timing: FrameTiming | None = None, *, need_time: str | None = None
+) -> RunSet:
+    """The runs of ``path``: a results file, a scalms trajectory, or a trajectory file of another
+    code in any format ASE reads (one run, read whole; ``timing`` says what its file does not).
+
+    ``need_time`` names what needs the time between frames (e.g. "the MSD"): a run whose time
+    is unknown is then refused with what to give.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TrajectoryError(f"file not found: {path}")
+    if is_hdf5(path):
+        runs = RunSet(path)
+        if timing is not None and timing.given():
+            runs.check_timing(timing)
+        return runs
+    runs = ForeignRunSet(path, timing)
+    if need_time and not runs.trajectory.has_time:
+        raise TrajectoryError(
+            f"{path} does not say how much time lies between its frames, which {need_time} "
+            "needs: give --time-step-fs (and --save-interval unless the file numbers its steps), "
+            "or --frame-interval-fs"
+        )
+    return runs
 
 
 def list_runs(path: Path | str) -> list[RunRef]:
@@ -217,7 +285,7 @@ def read_run(
     The trajectory carries the names it is stored under in a results file.
     """
     path = Path(path)
-    with open_hdf5(path) as handle:
+    with open_hdf5(path) as handle, reading(path):
         if handle.attrs.get("format") == FORMAT:
             traj = read_group(_run_root(handle, path, model, structure), frames)
             return replace(traj, model=model, structure=structure)
@@ -295,18 +363,15 @@ def split(
         raise TrajectoryError(f"{results} is a single trajectory, not a results file to split")
     refs = runs.select([model] if model else None)
     targets = {ref: out_dir / ref.model / f"{ref.structure}.h5md" for ref in refs}
-    existing = [str(path) for path in targets.values() if path.exists()]
-    if existing and not overwrite:
-        raise TrajectoryError(f"would overwrite {', '.join(existing)}; pass overwrite to replace")
-    with open_hdf5(results) as handle:
+    check_targets(list(targets.values()), overwrite=overwrite)
+    # All or nothing: every file is written beside its target first, then all are renamed.
+    with open_hdf5(results) as handle, reading(results), ExitStack() as stack:
         for ref, target in targets.items():
             root = _run_root(handle, results, ref.model, ref.structure)
-
-            def fill(dest: h5py.File, root: h5py.Group = root) -> None:
+            tmp = stack.enter_context(atomic_path(target))
+            with h5py.File(tmp, "w", track_order=True, locking=False) as dest:
                 dest.attrs.update(dict(root.attrs))
                 for name in root:
                     root.copy(root[name], dest, name=name)
                 _share_step_time(dest)
-
-            _write_atomically(target, fill)
     return list(targets.values())

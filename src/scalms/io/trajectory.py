@@ -33,6 +33,8 @@ on resume; a run is read while written only to watch its progress, where a rare 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -54,7 +56,10 @@ FORCE_UNIT = "eV Angstrom-1"
 
 PER_ATOM = {"position": LENGTH_UNIT, "velocity": VELOCITY_UNIT, "force": FORCE_UNIT}
 OBSERVABLES = {"potential_energy": "eV", "kinetic_energy": "eV", "temperature": "K"}
+HDF5_SUFFIXES = (".h5", ".h5md", ".hdf5", ".hdf")
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _CHUNK_BYTES = 256 * 1024  # a few frames per chunk: appends stay cheap, reads stay few
+_METADATA_BYTES = 256 * 1024  # what HDF5 may add to a file's metadata on a flush, with margin
 
 
 class TrajectoryError(ScalmsError):
@@ -72,6 +77,32 @@ class TrajectoryInfo:
     model: str
     structure: str
     n_atoms: int
+    failed: str = ""
+    """Why the run was stopped before its end ("" unless it was), e.g. an MD blow-up."""
+
+
+def is_hdf5(path: Path | str) -> bool:
+    """Whether ``path`` is meant as an HDF5 file: its suffix says so, or its bytes do.
+
+    HDF5's signature sits at byte 0 or at a user block of 512, 1024, 2048, ... bytes. A file with
+    an HDF5 suffix counts as HDF5 even when its signature is damaged, so that it is reported as a
+    damaged HDF5 file, not as an unknown format.
+    """
+    path = Path(path)
+    if path.suffix.lower() in HDF5_SUFFIXES:
+        return True
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            offset = 0
+            while offset + len(_HDF5_SIGNATURE) <= size:
+                handle.seek(offset)
+                if handle.read(len(_HDF5_SIGNATURE)) == _HDF5_SIGNATURE:
+                    return True
+                offset = 512 if offset == 0 else offset * 2
+    except OSError:
+        return False
+    return False
 
 
 def open_hdf5(path: Path | str) -> h5py.File:
@@ -82,7 +113,29 @@ def open_hdf5(path: Path | str) -> h5py.File:
     try:
         return h5py.File(path, "r", locking=False)
     except OSError as err:
-        raise TrajectoryError(f"cannot open {path} as an HDF5 file ({err})") from None
+        if not is_hdf5(path):
+            raise TrajectoryError(
+                f"{path} is not an HDF5 file; make a scalms H5MD file of a trajectory of "
+                f"another code with `scalms io import {path} --out X.h5md`"
+            ) from None
+        raise TrajectoryError(
+            f"cannot open {path} as an HDF5 file ({err}); if it is damaged, restore it from a "
+            "copy or write it again with the command that made it"
+        ) from None
+
+
+@contextmanager
+def reading(path: Path | str) -> Iterator[None]:
+    """Turn the errors h5py raises on a damaged file (bytes overwritten inside: a bad object
+    header, a B-tree, a checksum) into one :class:`TrajectoryError` naming the file."""
+    try:
+        yield
+    except (OSError, KeyError, RuntimeError, ValueError, TypeError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TrajectoryError(
+            f"{path} is damaged and cannot be read ({reason}); restore it from a copy, or write "
+            "it again with the command that made it"
+        ) from None
 
 
 # The functions taking an h5py group read a trajectory wherever it sits: the root of its own
@@ -130,6 +183,24 @@ def _decode_parameters(root: h5py.Group) -> dict[str, Any]:
     return out
 
 
+def _expected_steps(root: h5py.Group) -> np.ndarray | None:
+    """The steps a finished run holds (0, save_interval, ... up to target_step), when known."""
+    target = root["scalms"].attrs.get("target_step")
+    interval = root["parameters"].attrs.get("save_interval")
+    if target is None or interval is None or int(interval) < 1:
+        return None
+    return np.arange(0, int(target) + 1, int(interval), dtype=np.int64)
+
+
+def _is_complete(root: h5py.Group, n_frames: int) -> bool:
+    """Marked complete by its writer, and holding as many frames as a finished run holds: a
+    file whose frames were lost after it was marked (a truncating restart) is not complete."""
+    if not bool(root["scalms"].attrs.get("complete", False)):
+        return False
+    expected = _expected_steps(root)
+    return expected is None or n_frames == len(expected)
+
+
 def group_info(root: h5py.Group) -> TrajectoryInfo:
     """:class:`TrajectoryInfo` of the trajectory at ``root``, from attributes and shapes."""
     n_frames = _consistent_frames(root)
@@ -140,11 +211,12 @@ def group_info(root: h5py.Group) -> TrajectoryInfo:
     return TrajectoryInfo(
         n_frames=n_frames,
         last_step=int(steps[n_frames - 1]) if n_frames else None,
-        complete=bool(scalms.get("complete", False)),
+        complete=_is_complete(root, n_frames),
         target_step=None if target is None else int(target),
         model=str(parameters.get("model", "")),
         structure=str(parameters.get("structure", "")),
         n_atoms=len(root[PARTICLES]["species"]),
+        failed=str(scalms.get("failed", "")),
     )
 
 
@@ -194,7 +266,7 @@ def read_group(root: h5py.Group, frames: slice | None) -> Trajectory:
         temperature_K=observable("temperature"),
         model=str(parameters.get("model", "")),
         structure=str(parameters.get("structure", "")),
-        complete=bool(scalms.get("complete", False)),
+        complete=_is_complete(root, _consistent_frames(root)),
         attrs=attrs,
     )
 
@@ -205,14 +277,14 @@ def read_trajectory(path: Path | str, frames: slice | None = None) -> Trajectory
     Raises :class:`TrajectoryError` when the file is missing, unreadable or not a scalms
     trajectory.
     """
-    with open_hdf5(path) as handle:
+    with open_hdf5(path) as handle, reading(path):
         _require_trajectory(handle, str(path))
         return read_group(handle, frames)
 
 
 def trajectory_info(path: Path | str) -> TrajectoryInfo:
     """Frames, last step, completeness, names and size of ``path``, without reading frames."""
-    with open_hdf5(path) as handle:
+    with open_hdf5(path) as handle, reading(path):
         _require_trajectory(handle, str(path))
         return group_info(handle)
 
@@ -293,6 +365,14 @@ class TrajectoryWriter:
         self._observables = {name: group["value"] for name, group in handle["observables"].items()}
         self._n_frames = _consistent_frames(handle)
         self._last_step = int(self._step[self._n_frames - 1]) if self._n_frames else None
+        # The most one append can claim from the disk: a new chunk of every dataset, and room
+        # for HDF5's metadata. HDF5 meeting a full disk leaves a file it can neither flush nor
+        # close (and crashes freeing it), so a frame that may not fit is refused before it.
+        datasets = [self._step, self._time, *self._per_atom.values(), self._edges]
+        datasets += list(self._observables.values())
+        self._room_needed = _METADATA_BYTES + sum(
+            int(np.prod(d.chunks)) * d.dtype.itemsize for d in datasets if d.chunks
+        )
 
     @classmethod
     def create(
@@ -395,6 +475,8 @@ class TrajectoryWriter:
             steps = handle[PARTICLES]["position/step"][: _consistent_frames(handle)]
             _resize_all(handle, int(np.searchsorted(steps, after_step, side="right")))
             handle["scalms"].attrs["complete"] = False
+            if "failed" in handle["scalms"].attrs:  # the resumed part is watched again
+                del handle["scalms"].attrs["failed"]
             handle.flush()
         except BaseException:
             handle.close()
@@ -429,6 +511,7 @@ class TrajectoryWriter:
         given on the first frame must be given on every frame.
         """
         step = int(step)
+        self._check_room()
         if self._last_step is not None and step <= self._last_step:
             raise ValueError(f"step {step} does not follow the last saved step {self._last_step}")
         per_atom = {"position": positions, "velocity": velocities, "force": forces}
@@ -484,9 +567,51 @@ class TrajectoryWriter:
         self._n_frames = n + 1
         self._last_step = step
 
+    def _check_room(self) -> None:
+        """Raise :class:`~scalms.files.DiskFull` when the next frame may not fit on the disk."""
+        import shutil
+
+        from scalms.files import DiskFull
+
+        free = shutil.disk_usage(self.path.parent).free
+        if free < self._room_needed:
+            raise DiskFull(
+                f"disk full: {free / 2**20:.1f} MiB left beside {self.path}, where a frame may "
+                f"need {self._room_needed / 2**20:.1f} MiB; free space and run the same command "
+                "again (the frames written so far are kept)"
+            )
+
     def mark_complete(self) -> None:
-        """Record that the run reached its end, and flush."""
+        """Record that the run reached its end, and flush: only after checking on disk that
+        every expected frame is there, in order, and finite (else :class:`TrajectoryError`)."""
+        self._handle.flush()
+        problem = self._completeness_problem()
+        if problem:
+            raise TrajectoryError(f"{self.path} cannot be marked complete: {problem}")
         self._handle["scalms"].attrs["complete"] = True
+        self._handle.flush()
+
+    def _completeness_problem(self) -> str:
+        n = _consistent_frames(self._handle)
+        steps = self._step[:n]
+        expected = _expected_steps(self._handle)
+        if expected is not None and not np.array_equal(steps, expected):
+            missing = np.setdiff1d(expected, steps)
+            return f"it holds {n} of {len(expected)} frames" + (
+                f" (steps {missing[0]} to {missing[-1]} missing)" if len(missing) else ""
+            )
+        datasets = [*self._per_atom.values(), self._edges, *self._observables.values()]
+        for dataset in datasets:
+            per_chunk = dataset.chunks[0] if dataset.chunks else n
+            for start in range(0, n, per_chunk):  # chunk by chunk: memory stays bounded
+                if not np.isfinite(dataset[start : start + per_chunk]).all():
+                    return f"{dataset.name} holds non-finite values"
+        return ""
+
+    def mark_failed(self, reason: str) -> None:
+        """Record that the run was stopped before its end and why (kept frames stay), flush."""
+        self._handle["scalms"].attrs["complete"] = False
+        self._handle["scalms"].attrs["failed"] = reason
         self._handle.flush()
 
     def close(self) -> None:

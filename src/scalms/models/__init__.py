@@ -2,7 +2,7 @@
 
 The parent process only reads this registry; it never imports a model package. Each adapter
 module (``scalms.models.<family>``) is imported inside that family's environment and offers
-three functions, all taking a :class:`scalms.config.ModelEntry` (the adapter contract):
+three functions, all taking a :class:`scalms.models.entry.ModelEntry` (the adapter contract):
 
 - ``ase_calculator(entry, device) -> ase.calculators.calculator.Calculator``
 - ``torchsim_model(entry, device) -> torch_sim.models.interface.ModelInterface``

@@ -8,9 +8,9 @@ import re
 from collections.abc import Collection
 from pathlib import Path
 
-from scalms.config import ModelEntry
 from scalms.errors import ModelLoadError
 from scalms.models import FAMILIES
+from scalms.models.entry import ModelEntry
 
 
 def where(entry: ModelEntry) -> str:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import functools
 
-from scalms.config import ModelEntry
 from scalms.errors import BackendUnavailable, ModelLoadError
 from scalms.models._checks import check_options
+from scalms.models.entry import ModelEntry
 
 LJ_DEFAULTS = {"sigma": 2.40, "epsilon": 0.10, "cutoff": 6.0}
 

@@ -9,9 +9,9 @@ from types import ModuleType
 
 from ase import Atoms
 
-from scalms.config import ModelEntry
 from scalms.errors import ModelLoadError, UnsupportedElements
 from scalms.models import FAMILIES
+from scalms.models.entry import ModelEntry
 
 BACKENDS = ("torchsim", "ase")
 

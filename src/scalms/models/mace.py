@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from scalms.config import ModelEntry
 from scalms.errors import ModelLoadError
 from scalms.models._checks import check_options
+from scalms.models.entry import ModelEntry
 
 DTYPES = ("float64", "float32")
 SHARED_OPTIONS = {"default_dtype", "head", "enable_cueq", "enable_oeq", "compile_mode"}

@@ -16,9 +16,9 @@ torch.compile the model; default False). Elements: atomic numbers 1 to the model
 
 from __future__ import annotations
 
-from scalms.config import ModelEntry
 from scalms.errors import ModelLoadError
 from scalms.models._checks import check_options, describe_load_error, local_weights, where
+from scalms.models.entry import ModelEntry
 
 OPTIONS = {"dtype", "direct_graph", "compile"}
 DTYPES = ("float32", "float64")

@@ -27,9 +27,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from scalms.config import ModelEntry
 from scalms.errors import BackendUnavailable, ModelLoadError
 from scalms.models._checks import check_options, where
+from scalms.models.entry import ModelEntry
 
 COMPILED_SUFFIXES = (".nequip.pt2", ".nequip.pth")
 OPTIONS = {

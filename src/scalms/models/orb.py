@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from scalms.config import ModelEntry
 from scalms.errors import ModelLoadError
 from scalms.models._checks import check_options, describe_load_error, local_weights, where
+from scalms.models.entry import ModelEntry
 
 CUSTOM_ARCHITECTURES = ("orb-v3-conservative", "orb-v3-direct")
 OPTIONS = {

@@ -6,8 +6,8 @@ Options: ``modal`` (fidelity of multi-fidelity checkpoints), passed to both back
 
 from __future__ import annotations
 
-from scalms.config import ModelEntry
 from scalms.errors import ModelLoadError
+from scalms.models.entry import ModelEntry
 
 
 def _checkpoint(entry: ModelEntry) -> str:

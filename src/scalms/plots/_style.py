@@ -17,11 +17,10 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from ase.data import atomic_numbers
 from ase.data.colors import jmol_colors
-from matplotlib.colors import to_hex
-from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
+    from matplotlib.figure import Figure
 
 # The solutes of the thesis and gallium get hand-picked colours that stay readable on white and
 # apart from the grey of the surface (jmol's Pt and Ag are themselves grey). Other elements take
@@ -62,6 +61,8 @@ def element_colour(symbol: str) -> str:
     """Hex colour of an element, the same in every figure."""
     if symbol in ELEMENT_COLOURS:
         return ELEMENT_COLOURS[symbol]
+    from matplotlib.colors import to_hex  # matplotlib only where a figure is drawn
+
     red, green, blue = jmol_colors[atomic_numbers[symbol]]
     hue, lightness, saturation = colorsys.rgb_to_hls(red, green, blue)
     return to_hex(colorsys.hls_to_rgb(hue, min(lightness, 0.45), saturation))
@@ -126,6 +127,8 @@ def scientific(value: float, digits: int = 3) -> tuple[str, int]:
 
 def new_figure(width_in: float, height_in: float) -> Figure:
     """A pyplot-free figure with constrained layout."""
+    from matplotlib.figure import Figure
+
     return Figure(figsize=(width_in, height_in), layout="constrained")
 
 
@@ -161,11 +164,9 @@ def shared_plotlyjs(path: str | Path) -> Path:
         with path.open(encoding="utf-8") as handle:
             if handle.read(len(banner)) == banner:
                 return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    partial.write_text(code, encoding="utf-8")
-    partial.replace(path)
-    return path
+    from scalms.files import atomic_write_text
+
+    return atomic_write_text(path, code)
 
 
 def _plotlyjs_source(plotlyjs: PlotlyJs, html: Path) -> bool | str:

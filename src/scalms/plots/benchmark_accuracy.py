@@ -1,10 +1,11 @@
-"""Figures of the accuracy benchmark, and its one-page summary.
+"""Figures of the accuracy benchmark.
 
-Every figure is drawn from the flat table (:class:`scalms.io.benchmark_accuracy.FlatTable`) and
-the metrics already computed; nothing here computes physics beyond binning for display. The
-statistics printed on a parity plot are those of the raw data (:mod:`scalms.benchmark.metrics`),
-never of the bins a density plot draws. Plotly figures carry the exact statistics in
-``layout.meta`` as well, so tests and notebooks can read them back.
+Every figure draws records it is given (:mod:`scalms.benchmark.parity` makes them, with the
+statistics of :mod:`scalms.benchmark.metrics`): nothing here reads a file, fits or computes
+physics beyond binning for display, and nothing imports the benchmark (the records are described
+by the protocols below). The statistics printed on a parity plot are those of the raw data, never
+of the bins a density plot draws. Plotly figures carry the exact statistics in ``layout.meta`` as
+well, so tests and notebooks can read them back.
 
 - ``<model>/force_parity_pymatviz``: pymatviz's density scatter of every force component
   (HTML), with a matplotlib hexbin twin (PNG); ``<model>/energy_parity_pymatviz`` likewise for
@@ -19,8 +20,9 @@ never of the bins a density plot draws. Plotly figures carry the exact statistic
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import plotly.graph_objects as go
@@ -28,12 +30,6 @@ from ase.data import chemical_symbols
 from matplotlib.figure import Figure
 from plotly.subplots import make_subplots
 
-from scalms.benchmark.metrics import (
-    ErrorStats,
-    aligned_energies,
-    composition_baseline,
-    error_stats,
-)
 from scalms.plots._style import (
     FigureFiles,
     PlotlyJs,
@@ -46,16 +42,80 @@ from scalms.plots._style import (
     shared_edges,
 )
 
-if TYPE_CHECKING:
-    from scalms.benchmark.accuracy import AccuracyReport
-    from scalms.io.benchmark_accuracy import FlatTable
-
 MAX_POINTS = 20_000
 """Points drawn per scatter trace at most (a seeded random subset); statistics use all data."""
 FORCE_UNIT = "eV/Å"
 
 
-def stats_lines(stats: ErrorStats, unit: str) -> list[str]:
+class Stats(Protocol):
+    """Statistics of raw data that a parity plot prints (:class:`~scalms.benchmark.metrics.
+    ErrorStats` is one)."""
+
+    @property
+    def n(self) -> int: ...
+    @property
+    def mae(self) -> float: ...
+    @property
+    def rmse(self) -> float: ...
+    @property
+    def r2(self) -> float: ...
+
+
+class ParityRecord(Protocol):
+    """Reference and model values of one quantity, and their statistics."""
+
+    @property
+    def reference(self) -> np.ndarray: ...
+    @property
+    def predicted(self) -> np.ndarray: ...
+    @property
+    def stats(self) -> Stats: ...
+
+
+class ModelParityRecord(Protocol):
+    """What one model's figures draw (:class:`scalms.benchmark.parity.ModelParity`)."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def numbers(self) -> np.ndarray: ...
+    @property
+    def forces(self) -> ParityRecord: ...
+    @property
+    def energy(self) -> ParityRecord: ...
+    @property
+    def force_component_errors(self) -> np.ndarray: ...
+
+
+class SpreadErrorRecord(Protocol):
+    """How a committee's spread tracks its error (:class:`~scalms.benchmark.metrics.
+    SpreadErrorRelation`)."""
+
+    @property
+    def pearson(self) -> float: ...
+    @property
+    def spearman(self) -> float: ...
+    @property
+    def bin_spread(self) -> np.ndarray: ...
+    @property
+    def bin_error(self) -> np.ndarray: ...
+
+
+class CommitteeRecord(Protocol):
+    """A committee's per-atom spread and error (:class:`scalms.benchmark.accuracy.
+    CommitteeResult`)."""
+
+    @property
+    def models(self) -> Sequence[str]: ...
+    @property
+    def spread_eV_per_A(self) -> np.ndarray: ...
+    @property
+    def error_eV_per_A(self) -> np.ndarray: ...
+    @property
+    def per_atom(self) -> SpreadErrorRecord: ...
+
+
+def stats_lines(stats: Stats, unit: str) -> list[str]:
     """The statistics a parity plot shows, computed on the raw data."""
     return [
         f"MAE = {stats.mae:.4f} {unit}",
@@ -65,7 +125,7 @@ def stats_lines(stats: ErrorStats, unit: str) -> list[str]:
     ]
 
 
-def _stats_meta(stats: ErrorStats) -> dict[str, float]:
+def _stats_meta(stats: Stats) -> dict[str, float]:
     return {"mae": stats.mae, "rmse": stats.rmse, "r2": stats.r2, "n": stats.n}
 
 
@@ -84,15 +144,16 @@ def _limits(*arrays: np.ndarray) -> tuple[float, float]:
 
 
 def _parity_data(reference: np.ndarray, predicted: np.ndarray):
-    """Both flattened, the statistics of the raw data, and axis limits holding both."""
+    """Both flattened, and axis limits holding both."""
     reference = np.asarray(reference, dtype=float).ravel()
     predicted = np.asarray(predicted, dtype=float).ravel()
-    return reference, predicted, error_stats(reference, predicted), _limits(reference, predicted)
+    return reference, predicted, _limits(reference, predicted)
 
 
 def parity_pymatviz(
     reference: np.ndarray,
     predicted: np.ndarray,
+    stats: Stats,
     *,
     x_title: str,
     y_title: str,
@@ -100,10 +161,10 @@ def parity_pymatviz(
     title: str,
 ) -> go.Figure:
     """pymatviz's density scatter of ``predicted`` against ``reference`` (binned above 1000
-    points), annotated with the statistics of the raw data."""
+    points), annotated with ``stats``, the statistics of the raw data."""
     import pymatviz as pmv
 
-    reference, predicted, stats, (low, high) = _parity_data(reference, predicted)
+    reference, predicted, (low, high) = _parity_data(reference, predicted)
     fig = pmv.density_scatter(
         x=reference,
         y=predicted,
@@ -143,6 +204,7 @@ def parity_pymatviz(
 def parity_hexbin(
     reference: np.ndarray,
     predicted: np.ndarray,
+    stats: Stats,
     *,
     x_title: str,
     y_title: str,
@@ -150,7 +212,7 @@ def parity_hexbin(
     title: str,
 ) -> Figure:
     """Static twin of :func:`parity_pymatviz`: a log-density hexbin with the raw statistics."""
-    reference, predicted, stats, (low, high) = _parity_data(reference, predicted)
+    reference, predicted, (low, high) = _parity_data(reference, predicted)
     fig = new_figure(5.2, 4.6)
     ax = fig.add_subplot()
     cells = ax.hexbin(
@@ -202,13 +264,13 @@ def _by_element(numbers: np.ndarray) -> list[tuple[str, np.ndarray]]:
 
 
 def parity_box_plotly(
-    reference: np.ndarray, predicted: np.ndarray, numbers: np.ndarray, *, model: str
+    reference: np.ndarray, predicted: np.ndarray, numbers: np.ndarray, stats: Stats, *, model: str
 ) -> go.Figure:
     """Force parity by element (components), and a box plot of the component errors of each
-    element and of all atoms; box statistics come from every value."""
+    element and of all atoms; box statistics come from every value. ``stats``: of all
+    components, for the title."""
     reference = np.asarray(reference, dtype=float).reshape(-1, 3)
     predicted = np.asarray(predicted, dtype=float).reshape(-1, 3)
-    stats = error_stats(reference, predicted)
     fig = make_subplots(rows=1, cols=2, column_widths=[0.72, 0.28], horizontal_spacing=0.1)
     for symbol, mask in _by_element(numbers):
         x, y = reference[mask].ravel(), predicted[mask].ravel()
@@ -266,12 +328,11 @@ def parity_box_plotly(
 
 
 def parity_box_figure(
-    reference: np.ndarray, predicted: np.ndarray, numbers: np.ndarray, *, model: str
+    reference: np.ndarray, predicted: np.ndarray, numbers: np.ndarray, stats: Stats, *, model: str
 ) -> Figure:
     """Static twin of :func:`parity_box_plotly`."""
     reference = np.asarray(reference, dtype=float).reshape(-1, 3)
     predicted = np.asarray(predicted, dtype=float).reshape(-1, 3)
-    stats = error_stats(reference, predicted)
     fig = new_figure(8.0, 4.2)
     grid = fig.add_gridspec(1, 2, width_ratios=[3, 1])
     ax = fig.add_subplot(grid[0])
@@ -390,15 +451,9 @@ def error_vs_magnitude_figure(
     return fig
 
 
-def _component_errors(table: FlatTable) -> dict[str, np.ndarray]:
-    return {
-        m: (table.predicted_forces(m) - table.reference_forces(m)).ravel() for m in table.models
-    }
-
-
-def error_distribution_plotly(table: FlatTable, bins: int = 80) -> go.Figure:
-    """Probability density of the force component errors of every model (shared bins)."""
-    errors = _component_errors(table)
+def error_distribution_plotly(errors: Mapping[str, np.ndarray], bins: int = 80) -> go.Figure:
+    """Probability density of the force component errors (model -> errors, eV/Å) of every model
+    (shared bins)."""
     edges = shared_edges(list(errors.values()), bins)
     centres = 0.5 * (edges[:-1] + edges[1:])
     fig = go.Figure()
@@ -421,9 +476,8 @@ def error_distribution_plotly(table: FlatTable, bins: int = 80) -> go.Figure:
     return fig
 
 
-def error_distribution_figure(table: FlatTable, bins: int = 80) -> Figure:
+def error_distribution_figure(errors: Mapping[str, np.ndarray], bins: int = 80) -> Figure:
     """Static twin of :func:`error_distribution_plotly`."""
-    errors = _component_errors(table)
     edges = shared_edges(list(errors.values()), bins)
     fig = new_figure(6.5, 4.0)
     ax = fig.add_subplot()
@@ -472,7 +526,9 @@ def net_force_figure(rows: list[dict], threshold_eV_per_A: float) -> Figure:
     return fig
 
 
-def committee_plotly(spread: np.ndarray, error: np.ndarray, relation, models) -> go.Figure:
+def committee_plotly(
+    spread: np.ndarray, error: np.ndarray, relation: SpreadErrorRecord, models: Sequence[str]
+) -> go.Figure:
     """Per-atom committee spread against the error of the committee mean, with binned means."""
     keep = _subset(spread.size)
     fig = go.Figure()
@@ -511,7 +567,9 @@ def committee_plotly(spread: np.ndarray, error: np.ndarray, relation, models) ->
     return fig
 
 
-def committee_figure(spread: np.ndarray, error: np.ndarray, relation, models) -> Figure:
+def committee_figure(
+    spread: np.ndarray, error: np.ndarray, relation: SpreadErrorRecord, models: Sequence[str]
+) -> Figure:
     """Static twin of :func:`committee_plotly`."""
     keep = _subset(spread.size)
     fig = new_figure(5.5, 4.2)
@@ -531,54 +589,52 @@ def committee_figure(spread: np.ndarray, error: np.ndarray, relation, models) ->
 
 
 def save_accuracy_plots(
-    report: AccuracyReport, folder: Path, plotlyjs: PlotlyJs | None = None
+    folder: Path,
+    parities: Sequence[ModelParityRecord],
+    net_force_rows: list[dict],
+    threshold_eV_per_A: float,
+    committee: CommitteeRecord | None = None,
+    plotlyjs: PlotlyJs | None = None,
 ) -> dict[str, Path]:
-    """Write every figure of ``report`` under ``folder``; return the HTML page of each.
+    """Write every figure under ``folder``; return the HTML page (``plot:<name>``) and the PNG
+    (``png:<name>``) of each.
 
-    plotly.js is written once to ``folder/plotly.min.js`` and every page links to it.
+    ``parities``: one record per model; ``net_force_rows``: the reference's net force per frame
+    (``structure``, ``frame``, ``net_force_eV_per_A``, ``flagged``). plotly.js is written once to
+    ``folder/plotly.min.js`` and every page links to it.
     """
     folder = Path(folder)
     js = plotlyjs if plotlyjs is not None else folder / "plotly.min.js"
-    table = report.table
     written: dict[str, FigureFiles] = {}
-    atoms0, frames0 = table.model_rows(table.models[0])
-    numbers = table.atoms["number"][atoms0]
-    n_atoms = table.frames["n_atoms"][frames0]
-    ref_energy = table.frames["ref_energy_eV"][frames0]
-    baseline = composition_baseline(ref_energy, numbers, n_atoms)
-    for model in table.models:
-        ref, pred = table.reference_forces(model), table.predicted_forces(model)
+    for parity in parities:
+        model, forces, energy = parity.model, parity.forces, parity.energy
+        ref, pred, numbers = forces.reference, forces.predicted, parity.numbers
         common = {"x_title": f"reference force component [{FORCE_UNIT}]", "unit": FORCE_UNIT}
         title = f"{model}: forces"
         y_title = f"{model} force component [{FORCE_UNIT}]"
         written[f"{model}/force_parity_pymatviz"] = save_figure(
             folder / model / "force_parity_pymatviz",
-            parity_hexbin(ref, pred, y_title=y_title, title=title, **common),
-            parity_pymatviz(ref, pred, y_title=y_title, title=title, **common),
+            parity_hexbin(ref, pred, forces.stats, y_title=y_title, title=title, **common),
+            parity_pymatviz(ref, pred, forces.stats, y_title=y_title, title=title, **common),
             plotlyjs=js,
         )
-        _, frames = table.model_rows(model)
-        predicted_energy = aligned_energies(
-            ref_energy, table.frames["pred_energy_eV"][frames], numbers, n_atoms
-        )
-        x = (ref_energy - baseline) / n_atoms
-        y = (predicted_energy - baseline) / n_atoms
-        energy = {
+        labels = {
             "x_title": "reference energy - per-element fit [eV/atom]",
             "y_title": f"{model} energy (offsets removed) - same fit [eV/atom]",
             "unit": "eV/atom",
             "title": f"{model}: energy per atom",
         }
+        x, y = energy.reference, energy.predicted
         written[f"{model}/energy_parity_pymatviz"] = save_figure(
             folder / model / "energy_parity_pymatviz",
-            parity_hexbin(x, y, **energy),
-            parity_pymatviz(x, y, **energy),
+            parity_hexbin(x, y, energy.stats, **labels),
+            parity_pymatviz(x, y, energy.stats, **labels),
             plotlyjs=js,
         )
         written[f"{model}/force_parity_box"] = save_figure(
             folder / model / "force_parity_box",
-            parity_box_figure(ref, pred, numbers, model=model),
-            parity_box_plotly(ref, pred, numbers, model=model),
+            parity_box_figure(ref, pred, numbers, forces.stats, model=model),
+            parity_box_plotly(ref, pred, numbers, forces.stats, model=model),
             plotlyjs=js,
         )
         written[f"{model}/force_error_vs_magnitude"] = save_figure(
@@ -587,20 +643,19 @@ def save_accuracy_plots(
             error_vs_magnitude_plotly(ref, pred, numbers, model=model),
             plotlyjs=js,
         )
+    errors = {p.model: p.force_component_errors for p in parities}
     written["force_error_distribution"] = save_figure(
         folder / "force_error_distribution",
-        error_distribution_figure(table),
-        error_distribution_plotly(table),
+        error_distribution_figure(errors),
+        error_distribution_plotly(errors),
         plotlyjs=js,
     )
-    threshold = report.net_force.threshold_eV_per_A
     written["reference_net_force"] = save_figure(
         folder / "reference_net_force",
-        net_force_figure(report.net_force_rows, threshold),
-        net_force_plotly(report.net_force_rows, threshold),
+        net_force_figure(net_force_rows, threshold_eV_per_A),
+        net_force_plotly(net_force_rows, threshold_eV_per_A),
         plotlyjs=js,
     )
-    committee = report.committee
     if committee is not None:
         args = (committee.spread_eV_per_A, committee.error_eV_per_A, committee.per_atom)
         written["committee_spread_vs_error"] = save_figure(
@@ -612,145 +667,3 @@ def save_accuracy_plots(
     report_figures = {f"plot:{name}": files.html for name, files in written.items()}
     report_figures.update({f"png:{name}": files.png for name, files in written.items()})
     return report_figures
-
-
-def _milli(value: float) -> str:
-    return "-" if not np.isfinite(value) else f"{1000 * value:.1f}"
-
-
-def write_summary(report: AccuracyReport, path: Path) -> Path:
-    """One page: every model's errors, per element, the flagged reference frames, the
-    committee, and the main figures when they were drawn."""
-    from scalms.benchmark.metrics import metrics_row
-    from scalms.io.benchmark_accuracy import model_attrs
-    from scalms.plots.report import FigureEntry, Table, write_report
-
-    attrs = model_attrs(report.workdir / "benchmark.h5")
-    all_metrics = list(report.metrics)
-    if report.committee is not None:
-        all_metrics.append(report.committee.metrics)
-    header = [
-        "model",
-        "frames",
-        "atoms",
-        "E MAE (meV/atom)",
-        "E MAE offsets removed (meV/atom)",
-        "F MAE (meV/Å)",
-        "F RMSE (meV/Å)",
-        "F R²",
-        "|F| MAE (meV/Å)",
-        "max F error (meV/Å)",
-        "backend",
-        "compute (s)",
-    ]
-    rows = []
-    for metrics in sorted(all_metrics, key=lambda m: m.forces.components.mae):
-        row = metrics_row(metrics)
-        model_attr = attrs.get(metrics.model, {})
-        rows.append(
-            [
-                metrics.model,
-                metrics.n_frames,
-                metrics.n_atoms,
-                _milli(row["energy_mae_eV_per_atom"]),
-                _milli(row["energy_aligned_mae_eV_per_atom"]),
-                _milli(row["force_mae_eV_per_A"]),
-                _milli(row["force_rmse_eV_per_A"]),
-                f"{row['force_r2']:.4f}",
-                _milli(row["force_magnitude_mae_eV_per_A"]),
-                _milli(row["force_max_error_eV_per_A"]),
-                model_attr.get("backend", "-"),
-                f"{model_attr['compute_time_s']:.2f}" if "compute_time_s" in model_attr else "-",
-            ]
-        )
-    element_rows = [
-        [
-            m.model,
-            symbol,
-            e.components.n // 3,
-            _milli(e.components.mae),
-            _milli(e.components.rmse),
-            f"{e.components.r2:.4f}",
-            _milli(e.magnitudes.mae),
-        ]
-        for m in report.metrics
-        for symbol, e in m.forces_by_element.items()
-    ]
-    tables = [
-        Table("Models, best force MAE first", header, rows),
-        Table(
-            "Force errors per element",
-            [
-                "model",
-                "element",
-                "atoms",
-                "F MAE (meV/Å)",
-                "F RMSE (meV/Å)",
-                "F R²",
-                "|F| MAE (meV/Å)",
-            ],
-            element_rows,
-        ),
-    ]
-    flagged = report.flagged_frames
-    threshold = report.net_force.threshold_eV_per_A
-    tables.append(
-        Table(
-            f"Reference frames whose forces sum to more than {threshold:g} eV/Å "
-            f"({len(flagged)} of {len(report.net_force_rows)})",
-            ["structure", "frame", "atoms", "|ΣF| (eV/Å)"],
-            [
-                [r["structure"], r["frame"], r["n_atoms"], f"{r['net_force_eV_per_A']:.4f}"]
-                for r in flagged
-            ]
-            or [["none", "-", "-", "-"]],
-        )
-    )
-    if report.committee is not None:
-        c = report.committee
-        tables.append(
-            Table(
-                f"Committee of {', '.join(c.models)}: how its force spread tracks its error",
-                ["level", "samples", "Pearson", "Spearman"],
-                [
-                    [
-                        "atom",
-                        c.per_atom.n,
-                        f"{c.per_atom.pearson:.3f}",
-                        f"{c.per_atom.spearman:.3f}",
-                    ],
-                    [
-                        "frame (largest per frame)",
-                        c.per_frame.n,
-                        f"{c.per_frame.pearson:.3f}",
-                        f"{c.per_frame.spearman:.3f}",
-                    ],
-                ],
-            )
-        )
-    figures = []
-    files = report.files
-    parity = [(f"{m}/force_parity_pymatviz", f"{m}: force parity") for m in report.table.models]
-    for name, caption in [
-        *parity,
-        ("force_error_distribution", "Force component error distribution of every model"),
-        ("reference_net_force", "Net force of the reference per frame"),
-        ("committee_spread_vs_error", "Committee force spread against its error"),
-    ]:
-        if f"png:{name}" in files:
-            figures.append(
-                FigureEntry(caption, png=files[f"png:{name}"], html=files[f"plot:{name}"])
-            )
-    parameters = {
-        "working directory": str(report.workdir),
-        "structures": ", ".join(report.table.structures),
-        "frames": len(report.net_force_rows),
-        "energy offsets": "per element, least squares over the frames (per model)",
-    }
-    return write_report(
-        path,
-        title="Accuracy benchmark",
-        parameters=parameters,
-        tables=tables,
-        figures=figures,
-    )

@@ -1,4 +1,4 @@
-"""Figures of the cost benchmark, read from its CSV files.
+"""Figures of the cost benchmark, drawn from its rows (one dict per run, as in its CSV files).
 
 - ``cost_time_per_ps``: compute time per simulated picosecond against the number of atoms, one
   line per model (thesis Figure 4.1, there in minutes per 100 ps).
@@ -288,15 +288,16 @@ def batched_figure(rows: Sequence[Row]) -> Figure:
 
 
 def save_cost_plots(
-    workdir: Path, mode: str, gpu_note: str = "", plotlyjs: PlotlyJs | None = None
+    rows: Sequence[Row],
+    folder: Path,
+    mode: str,
+    gpu_note: str = "",
+    plotlyjs: PlotlyJs | None = None,
 ) -> dict[str, Path]:
-    """Draw the figures of ``mode`` from the working dir's CSV; return the HTML page of each."""
-    from scalms.benchmark.cost import FILES, read_rows
-
-    workdir = Path(workdir)
-    folder = workdir / "plots"
+    """Draw the figures of ``mode`` (``serial`` or ``batched``) from ``rows`` into ``folder``;
+    return the HTML page (``plot:<name>``) and the PNG (``png:<name>``) of each."""
+    folder = Path(folder)
     js = plotlyjs if plotlyjs is not None else folder / "plotly.min.js"
-    rows = read_rows(workdir / FILES[mode][0])
     written: dict[str, FigureFiles] = {}
     if mode == "serial":
         written["cost_time_per_ps"] = save_figure(

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import plotly.graph_objects as go
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 
 from scalms.analysis.results import DiffusionFit, MeanSquaredDisplacement
 from scalms.plots._style import (
@@ -24,10 +22,16 @@ from scalms.plots._style import (
 )
 from scalms.plots.report import Table
 
+if TYPE_CHECKING:  # drawing libraries load when a figure is drawn, not for the table
+    import plotly.graph_objects as go
+    from matplotlib.figure import Figure
+
 LAG_LABEL = "lag time [ps]"
 MSD_LABEL = "MSD [Å²]"
 TABLE_UNIT = 1e-6
 """Diffusion tables are in 10⁻⁶ cm²/s, the unit of the thesis's Table 4.1."""
+SELECTION_COLOUR = "#404040"
+"""Colour of a selection that is not one element ("all", "Ga+Pt")."""
 
 
 def fit_line_ps(fit: DiffusionFit) -> tuple[np.ndarray, np.ndarray]:
@@ -42,8 +46,21 @@ def _method_text(msd: MeanSquaredDisplacement) -> str:
     return f"time origins every {msd.origin_stride} frames"
 
 
+def _drift_text(msd: MeanSquaredDisplacement) -> str:
+    return "centre-of-mass drift removed" if msd.drift_removed else "centre-of-mass drift kept"
+
+
 def _title(msd: MeanSquaredDisplacement, title: str | None) -> str:
-    return title or f"{msd.symbol}: mean squared displacement, {_method_text(msd)}"
+    return (
+        title or f"{msd.symbol}: mean squared displacement, {_method_text(msd)}, {_drift_text(msd)}"
+    )
+
+
+def selection_colour(symbol: str) -> str:
+    """An element's colour, or one neutral colour for "all" and mixed selections."""
+    from ase.data import atomic_numbers
+
+    return element_colour(symbol) if symbol in atomic_numbers else SELECTION_COLOUR
 
 
 def fit_label_mathtext(fit: DiffusionFit) -> str:
@@ -63,7 +80,9 @@ def msd_figure(msd: MeanSquaredDisplacement, *, title: str | None = None) -> Fig
 
     Lines in order: one per traced atom, the mean, the fit over its window (shaded).
     """
-    colour = element_colour(msd.symbol)
+    from matplotlib.lines import Line2D
+
+    colour = selection_colour(msd.symbol)
     lag_ps = fs_to_ps(msd.lag_fs)
     fig = new_figure(6.5, 4.5)
     ax = fig.add_subplot()
@@ -107,7 +126,9 @@ def msd_figure(msd: MeanSquaredDisplacement, *, title: str | None = None) -> Fig
 
 def msd_plotly(msd: MeanSquaredDisplacement, *, title: str | None = None) -> go.Figure:
     """Interactive twin of :func:`msd_figure`, traces in the same order."""
-    colour = element_colour(msd.symbol)
+    import plotly.graph_objects as go
+
+    colour = selection_colour(msd.symbol)
     lag_ps = fs_to_ps(msd.lag_fs)
     fit_x, fit_y = fit_line_ps(msd.fit)
     fig = go.Figure()

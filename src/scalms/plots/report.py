@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from scalms import __version__
+from scalms.files import atomic_write_text
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -162,7 +163,4 @@ def write_report(
         + f"\n<footer>Written by scalms {_text(__version__)} on {_text(stamp)}.</footer>\n"
         "</body>\n</html>\n"
     )
-    partial = path.with_name(path.name + ".part")
-    partial.write_text(page, encoding="utf-8")
-    partial.replace(path)
-    return path
+    return atomic_write_text(path, page)

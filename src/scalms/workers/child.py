@@ -13,14 +13,18 @@ import traceback
 from pathlib import Path
 
 from scalms.errors import ScalmsError
+from scalms.files import disk_full_error, is_disk_full
 from scalms.workers.events import emit
+from scalms.workers.memory import is_out_of_memory
 from scalms.workers.task import Task
 
 JOBS = {
-    "static": "scalms.workers.static_job",
-    "md": "scalms.workers.md_job",
-    "cost": "scalms.workers.cost_job",
+    "static": "scalms.static_job",
+    "md": "scalms.dynamics.md_job",
+    "cost": "scalms.benchmark.cost_job",
 }
+"""Job kind -> the module (in its section) whose ``run(task, device)`` does it; names only, so
+workers/ imports no section."""
 EXIT_OK, EXIT_CRASH, EXIT_USER, EXIT_OOM = 0, 1, 2, 3
 
 
@@ -38,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m scalms.workers.child TASK.json", file=sys.stderr)
         return EXIT_USER
+    task = None
     try:
         task = Task.from_json(Path(argv[0]).read_text())
         job = importlib.import_module(JOBS[task.kind])
@@ -50,7 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         emit("error", message=str(err))
         return EXIT_USER
     except Exception as err:
-        if "out of memory" in str(err).lower():
+        if is_disk_full(err):  # a full disk is the user's to fix, whatever the writer raised
+            where = task.output if task is not None else argv[0]
+            emit("error", message=str(disk_full_error(where, err)))
+            return EXIT_USER
+        if is_out_of_memory(err):
             emit("error", message=f"out of memory: {err}")
             traceback.print_exc()
             return EXIT_OOM

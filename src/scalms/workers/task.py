@@ -51,6 +51,6 @@ class Task:
         )
 
     def write(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_json())
-        return path
+        from scalms.files import atomic_write_text
+
+        return atomic_write_text(path, self.to_json())

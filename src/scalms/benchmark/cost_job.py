@@ -19,7 +19,6 @@ the runs a crash interrupts leave the finished ones.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import statistics
@@ -33,10 +32,11 @@ from scalms.dynamics import ase_md, torchsim_md
 from scalms.dynamics.settings import MDSettings
 from scalms.dynamics.torchsim_md import BatchRun
 from scalms.errors import BackendUnavailable, ScalmsError
+from scalms.files import atomic_write_json
 from scalms.io.structures import read_frames
 from scalms.models.loading import check_elements, load, software_versions
 from scalms.workers.events import emit
-from scalms.workers.md_job import is_out_of_memory
+from scalms.workers.memory import is_out_of_memory
 from scalms.workers.task import Task
 
 MB = 1024.0**2
@@ -238,9 +238,7 @@ class Job:
     def _record(self, record: dict) -> None:
         self.records.append(record)
         payload = {"model": self.entry.name, "versions": self.versions, "records": self.records}
-        partial = Path(self.task.output).with_suffix(".part")
-        partial.write_text(json.dumps(payload, indent=1))
-        partial.replace(self.task.output)
+        atomic_write_json(self.task.output, payload, indent=1)
 
     def torchsim_estimate(self, label: str) -> int | None:
         """TorchSim's largest batch of ``label`` for one force evaluation (CUDA only)."""

@@ -3,13 +3,15 @@
 Structures of one periodicity are packed into batches (TorchSim's ``BinningAutoBatcher`` sizes
 them on a GPU); the packing is saved on the first start and reused on resume, because a batch's
 random stream is shared by its structures. With ``auto``, a batch TorchSim cannot run goes to
-ASE, structure by structure, from step 0.
+ASE, structure by structure, from step 0, but only while its runs hold no frame past the
+starting one: a run with frames continues from its checkpoint on its own engine, never from
+step 0 over kept frames. A model that cannot load fails once; a full disk fails as a full disk.
+A structure that blows up is stopped and marked failed, and the others go on.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from pathlib import Path
 
@@ -18,9 +20,13 @@ from ase.io import read
 from scalms.dynamics import ase_md, torchsim_md
 from scalms.dynamics.settings import MDSettings
 from scalms.dynamics.torchsim_md import BatchRun
-from scalms.errors import BackendUnavailable, ScalmsError
+from scalms.dynamics.workdir import readable_info
+from scalms.errors import BackendUnavailable, ModelLoadError, ScalmsError
+from scalms.files import CorruptFile, atomic_write_json, disk_full_error, is_disk_full, read_json
+from scalms.io.trajectory import TrajectoryError
 from scalms.models.loading import check_elements, load, software_versions
 from scalms.workers.events import emit
+from scalms.workers.memory import is_out_of_memory
 from scalms.workers.task import Task
 
 
@@ -67,14 +73,8 @@ def batch_checkpoint(folder: Path, labels: list[str]) -> Path:
     return folder / f"batch-{digest}.pt"
 
 
-def is_out_of_memory(err: BaseException) -> bool:
-    return "out of memory" in str(err).lower()
-
-
 class Job:
     def __init__(self, task: Task, device: str):
-        from scalms.io.trajectory import trajectory_info
-
         params = task.params
         self.task, self.device = task, device
         self.entry = task.model
@@ -89,12 +89,23 @@ class Job:
         self._summary_path = self.checkpoints / "summary.json"
         self.summary: dict = {"model": self.entry.name, "runs": {}, "notes": []}
         if self._summary_path.exists():
-            self.summary = json.loads(self._summary_path.read_text())
-        self.complete = {
-            label: Path(run["trajectory"]).exists()
-            and trajectory_info(Path(run["trajectory"])).complete
-            for label, run in self.runs.items()
-        }
+            self.summary = read_json(
+                self._summary_path,
+                "MD summary",
+                "delete it; the trajectories and checkpoints still hold the runs",
+            )
+        self.complete, self.failed = {}, {}
+        for label, run in self.runs.items():
+            info = readable_info(Path(run["trajectory"]))
+            self.complete[label] = bool(info and info.complete)
+            if not self.complete[label]:
+                # The trajectory says it first: a kill can come before the summary is written.
+                recorded = self.summary["runs"].get(label, {}).get("failed", "")
+                self.failed[label] = (info.failed if info else "") or recorded
+
+    def _done(self, label: str) -> bool:
+        """Finished, or stopped for good (a blow-up repeats on every try)."""
+        return self.complete[label] or bool(self.failed.get(label))
 
     # -- trajectory files ------------------------------------------------------------------
     def _writer(self, label: str, backend: str, resume_step: int | None):
@@ -102,8 +113,10 @@ class Job:
 
         path = Path(self.runs[label]["trajectory"])
         if resume_step is not None:
-            return TrajectoryWriter.resume(path, after_step=resume_step)
-        path.unlink(missing_ok=True)  # a run that never reached its first checkpoint restarts
+            return self._resumed_writer(path, resume_step)
+        # No checkpoint: the run starts again, whatever the file holds (nothing, a header that
+        # never reached the disk, or frames no checkpoint can continue).
+        path.unlink(missing_ok=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         atoms = self.atoms[label]
         return TrajectoryWriter.create(
@@ -128,28 +141,71 @@ class Job:
             forces=self.settings.save_forces,
         )
 
-    def _record(self, labels, backend: str, note: str = "", seconds: float = 0.0) -> None:
+    def _resumed_writer(self, path: Path, step: int):
+        """The trajectory cut back to the checkpoint at ``step``. It must hold every frame up
+        to there, or the resumed run would end "complete" with a gap."""
+        from scalms.io.trajectory import TrajectoryWriter
+
+        fix = (
+            f"delete it and the checkpoints in {self.checkpoints} to run model "
+            f"'{self.entry.name}' again from step 0 (`scalms dynamics resume`)"
+        )
+        try:
+            writer = TrajectoryWriter.resume(path, after_step=step)
+        except TrajectoryError as err:
+            raise CorruptFile(f"trajectory {path} is damaged ({err}); {fix}") from None
+        expected = (step // self.settings.save_interval) * self.settings.save_interval
+        if writer.last_step != expected:
+            writer.close()
+            raise CorruptFile(
+                f"trajectory {path} ends at step {writer.last_step} but its checkpoint is at "
+                f"step {step}: frames are missing; {fix}"
+            )
+        return writer
+
+    def _record(
+        self,
+        labels: list[str],
+        backend: str,
+        note: str = "",
+        seconds: float = 0.0,
+        failed: dict[str, str] | None = None,
+    ) -> None:
         for label in labels:
-            self.summary["runs"][label] = {"backend": backend, "fallback": note, "md_s": seconds}
-        text = json.dumps(self.summary, indent=2)
-        self._summary_path.write_text(text)
-        Path(self.task.output).write_text(text)
+            why = (failed or {}).get(label, "")
+            self.summary["runs"][label] = {
+                "backend": backend,
+                "fallback": note,
+                "md_s": seconds,
+                "failed": why,
+            }
+            if why:
+                self.failed[label] = why
+                emit("status", message=f"{label} stopped: {why}")
+        atomic_write_json(self._summary_path, self.summary)
+        atomic_write_json(self.task.output, self.summary)
 
     # -- engines ---------------------------------------------------------------------------
-    def _torchsim_batch(self, labels: list[str], model, progress) -> None:
+    def _torchsim_batch(self, labels: list[str], model, progress) -> dict[str, str]:
         checkpoint_path = batch_checkpoint(self.checkpoints, labels)
         resume = torchsim_md.load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
         step = None if resume is None else int(resume["step"])
-        runs = [BatchRun(lb, self.atoms[lb], self._writer(lb, "torchsim", step)) for lb in labels]
+        # A resumed batch holds the structures its checkpoint holds: those that blew up before
+        # it had been dropped from the batch state.
+        members = labels if resume is None else list(resume["labels"])
+        runs: list[BatchRun] = []
         try:
-            torchsim_md.run_batch(
+            for label in members:
+                writer = self._writer(label, "torchsim", step)
+                runs.append(BatchRun(label, self.atoms[label], writer))
+            return torchsim_md.run_batch(
                 runs, model, self.settings, checkpoint_path, self.device, resume, progress
             )
         finally:
             for run in runs:
                 run.writer.close()
 
-    def _ase_run(self, label: str, calculator, progress, fresh: bool = False) -> None:
+    def _ase_run(self, label: str, calculator, progress, fresh: bool = False) -> str:
         checkpoint_path = self.checkpoints / f"{label}.ase.npz"
         if fresh:
             checkpoint_path.unlink(missing_ok=True)
@@ -157,19 +213,44 @@ class Job:
         step = None if resume is None else int(resume["step"])
         run = BatchRun(label, self.atoms[label], self._writer(label, "ase", step))
         try:
-            ase_md.run_one(run, calculator, self.settings, checkpoint_path, resume, progress)
+            return ase_md.run_one(run, calculator, self.settings, checkpoint_path, resume, progress)
         finally:
             run.writer.close()
 
+    def _load(self, backend: str):
+        """The model for ``backend``, its elements checked. Weights that cannot load fail here,
+        once, whatever the package raised: ASE would read the same file."""
+        what = {"torchsim": "TorchSim model", "ase": "ASE calculator"}[backend]
+        emit("status", message=f"loading {what}")
+        try:
+            loaded = load(self.entry, backend, self.device)
+        except ScalmsError:
+            raise
+        except Exception as err:
+            if is_out_of_memory(err):
+                raise
+            raise ModelLoadError(
+                f"model '{self.entry.name}' cannot load as a {what} ({type(err).__name__}: {err})"
+            ) from None
+        check_elements(self.entry, loaded, {k: [v] for k, v in self.atoms.items()})
+        return loaded
+
     def _calculator(self):
         if not hasattr(self, "_ase_calc"):
-            emit("status", message="loading ASE calculator")
-            self._ase_calc = load(self.entry, "ase", self.device)
-            check_elements(self.entry, self._ase_calc, {k: [v] for k, v in self.atoms.items()})
+            self._ase_calc = self._load("ase")
         return self._ase_calc
 
     def run(self) -> None:
-        pending = [label for label in self.runs if not self.complete[label]]
+        """Run every unfinished structure; a full disk is raised as :class:`DiskFull`."""
+        try:
+            self._run()
+        except Exception as err:
+            if is_disk_full(err) and not isinstance(err, ScalmsError):
+                raise disk_full_error(self.checkpoints, err) from err
+            raise
+
+    def _run(self) -> None:
+        pending = [label for label in self.runs if not self._done(label)]
         n_steps = self.settings.n_steps
         progress = _Steps((len(self.runs) - len(pending)) * n_steps, len(self.runs) * n_steps)
         if not pending:
@@ -178,9 +259,7 @@ class Job:
         model = None
         if self.requested != "ase" and any(backend_of.get(lb) != "ase" for lb in pending):
             try:
-                emit("status", message="loading TorchSim model")
-                model = load(self.entry, "torchsim", self.device)
-                check_elements(self.entry, model, {k: [v] for k, v in self.atoms.items()})
+                model = self._load("torchsim")
             except BackendUnavailable as err:
                 if self.requested == "torchsim":
                     raise
@@ -188,30 +267,42 @@ class Job:
                 emit("fallback", message=f"{err}; used ASE")
         if model is not None:
             self._run_torchsim(model, backend_of, progress)
-        for label in [lb for lb in pending if not self.complete[lb]]:
+        for label in [lb for lb in pending if not self._done(lb)]:
             emit("status", message=f"ASE: {label}")
             started = time.perf_counter()
-            self._ase_run(label, self._calculator(), progress)
-            self.complete[label] = True
+            why = self._ase_run(label, self._calculator(), progress)
+            self.complete[label] = not why
             note = "; ".join(self.summary["notes"])
-            self._record([label], "ase", note, time.perf_counter() - started)
+            self._record([label], "ase", note, time.perf_counter() - started, {label: why})
         return None
+
+    def _frames_past_start(self, labels: list[str]) -> list[str]:
+        """Runs of ``labels`` whose trajectories hold a frame after step 0."""
+        found = []
+        for label in labels:
+            info = readable_info(Path(self.runs[label]["trajectory"]))
+            if info is not None and info.n_frames > 1:
+                found.append(label)
+        return found
 
     def _run_torchsim(self, model, backend_of: dict[str, str], progress: _Steps) -> None:
         """Every batch with unfinished runs; a batch out of memory is halved and run again."""
         queue = list(self._batches(model))
         while queue:
             labels = queue.pop(0)
-            todo = [lb for lb in labels if not self.complete[lb]]
-            if not todo or any(backend_of.get(lb) == "ase" for lb in labels):
+            if all(self._done(lb) for lb in labels):
+                continue
+            if any(backend_of.get(lb) == "ase" for lb in labels):
                 continue
             emit("status", message=f"TorchSim: {len(labels)} structure(s) in one batch")
             started, done_before = time.perf_counter(), progress.done
             try:
-                self._torchsim_batch(labels, model, progress)
+                failed = self._torchsim_batch(labels, model, progress)
             except ScalmsError:
                 raise
             except Exception as err:
+                if is_disk_full(err):
+                    raise
                 progress.done = done_before  # the batch's steps are done again
                 if is_out_of_memory(err) and len(labels) > 1:
                     halves = [labels[: len(labels) // 2], labels[len(labels) // 2 :]]
@@ -224,26 +315,40 @@ class Job:
                     self._replace_batch(labels, halves)
                     queue[:0] = halves
                     continue
+                with_frames = self._frames_past_start(labels)
+                if with_frames:
+                    raise ScalmsError(
+                        f"TorchSim failed ({type(err).__name__}: {err}) after "
+                        f"{', '.join(with_frames)} had frames on disk; they keep them up to "
+                        "their last checkpoint, and `scalms dynamics resume` continues them"
+                    ) from err
                 if self.requested == "torchsim":
                     raise
-                note = f"TorchSim failed ({type(err).__name__}: {err}); ran with ASE from step 0"
-                emit("fallback", message=note)
-                for label in labels:
-                    self._ase_run(label, self._calculator(), progress, fresh=True)
-                    self.complete[label] = True
-                self._record(labels, "ase", note)
+                self._ase_instead(labels, err, progress)
                 continue
+            # Structures dropped before the checkpoint this batch resumed from stay failed.
+            failed = {lb: self.failed[lb] for lb in labels if self.failed.get(lb)} | failed
             for label in labels:
-                self.complete[label] = True
-            self._record(labels, "torchsim", seconds=time.perf_counter() - started)
+                self.complete[label] = label not in failed
+            self._record(labels, "torchsim", seconds=time.perf_counter() - started, failed=failed)
+
+    def _ase_instead(self, labels: list[str], err: Exception, progress: _Steps) -> None:
+        """Run a batch TorchSim failed on, before any frame past the start, with ASE."""
+        note = f"TorchSim failed ({type(err).__name__}: {err}); ran with ASE from step 0"
+        emit("fallback", message=note)
+        failed = {}
+        for label in labels:
+            failed[label] = self._ase_run(label, self._calculator(), progress, fresh=True)
+            self.complete[label] = not failed[label]
+        self._record(labels, "ase", note, failed=failed)
 
     def _replace_batch(self, labels: list[str], parts: list[list[str]]) -> None:
         """Swap a batch for its parts in the saved plan, and drop its checkpoint."""
         plan = self.checkpoints / "batches.json"
-        batches = json.loads(plan.read_text())
+        batches = read_json(plan, "batch plan", "delete it to plan the batches again")
         index = batches.index(labels)
         batches[index : index + 1] = parts
-        plan.write_text(json.dumps(batches))
+        atomic_write_json(plan, batches, indent=None)
         batch_checkpoint(self.checkpoints, labels).unlink(missing_ok=True)
 
     def _previous_backends(self) -> dict[str, str]:
@@ -257,7 +362,7 @@ class Job:
     def _batches(self, model) -> list[list[str]]:
         plan = self.checkpoints / "batches.json"
         if plan.exists():
-            return json.loads(plan.read_text())
+            return read_json(plan, "batch plan", "delete it to plan the batches again")
         batches = plan_batches(
             list(self.runs.values()),
             self.atoms,
@@ -265,7 +370,7 @@ class Job:
             self.device,
             self.task.params.get("max_batch_atoms"),
         )
-        plan.write_text(json.dumps(batches))
+        atomic_write_json(plan, batches, indent=None)
         return batches
 
 
