@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import h5py
 import numpy as np
@@ -15,10 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from scalms.cli import app
-from scalms.dynamics.workdir import readable_info
 from scalms.io.results import list_runs, read_run
 from scalms.io.trajectory import read_trajectory, trajectory_info
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, frames_on_disk, wait_for
 
 runner = CliRunner()
 SCALMS = [os.path.join(os.path.dirname(sys.executable), "scalms")]
@@ -110,6 +108,17 @@ def test_status_and_resume_of_a_failed_model_name_what_is_missing(finished_run):
     result = _invoke("dynamics", "status", workdir)
     assert result.exit_code == 0
     assert "0/5" in result.output and "incomplete" in result.output
+    # A resume runs only what is missing: EMT fails again, for the same reason, and the finished
+    # LJ runs are left as they were (not one frame rewritten).
+    results = workdir / "MD_dynamics_results.h5"
+    before = {(r.model, r.structure): r.n_frames for r in list_runs(results)}
+    lj = workdir / "trajectories" / "lj" / "Ga54Pt_icosahedron.h5md"
+    stamp = lj.stat().st_mtime_ns
+    result = _invoke("dynamics", "resume", workdir)
+    assert result.exit_code == 1, result.output
+    assert "failed emt" in result.output and "does not know element" in result.output
+    assert {(r.model, r.structure): r.n_frames for r in list_runs(results)} == before
+    assert lj.stat().st_mtime_ns == stamp
 
 
 def test_a_used_working_dir_is_not_overwritten_by_accident(finished_run):
@@ -166,15 +175,8 @@ def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_frames(tmp_path,
         start_new_session=True,
     )
     trajectory = tmp_path / "cut" / "trajectories" / "lj" / "Ga54Pt_icosahedron.h5md"
-    deadline = time.monotonic() + 300
     try:
-        while time.monotonic() < deadline:
-            info = readable_info(trajectory)  # None until its header is on disk
-            if info is not None and info.n_frames >= 23:
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail("the run never reached frame 23")
+        wait_for(lambda: frames_on_disk(trajectory) >= 23, "23 frames of the run on disk")
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # parent and child, no chance to clean up
         process.wait()
