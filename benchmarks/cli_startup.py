@@ -20,46 +20,22 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).parent / "results" / "cli_startup.csv"
 N_FRAMES = 200
 
 
 def write_trajectory(path: Path) -> Path:
-    """200 frames of the 147-atom example cluster, atoms jiggling, 2 fs steps saved every 5."""
+    """200 frames of the 147-atom example cluster, atoms on a random walk, 2 fs steps saved
+    every 5."""
     import ase.io
 
-    from scalms.io.trajectory import TrajectoryWriter
+    from scalms.testing import write_jiggling_run
 
     atoms = ase.io.read(ROOT / "examples" / "Ga144Pt3_icosahedron.xyz")
-    rng = np.random.default_rng(0)
-    with TrajectoryWriter.create(
-        path,
-        numbers=atoms.numbers,
-        masses=atoms.get_masses(),
-        pbc=atoms.pbc,
-        time_step_fs=2.0,
-        save_interval=5,
-        model="lj",
-        structure="Ga144Pt3",
-        parameters={},
-        target_step=5 * (N_FRAMES - 1),
-    ) as writer:
-        positions = atoms.positions.copy()
-        for i in range(N_FRAMES):
-            positions += rng.normal(scale=0.05, size=positions.shape)
-            writer.append(
-                step=5 * i,
-                positions=positions,
-                cell=atoms.cell.array,
-                velocities=np.zeros_like(positions),
-                forces=np.zeros_like(positions),
-                potential_energy=-1.0,
-            )
-        writer.mark_complete()
-    return path
+    return write_jiggling_run(
+        path, atoms, n_frames=N_FRAMES, jiggle_A=0.05, random_walk=True, structure="Ga144Pt3"
+    )
 
 
 def main() -> None:

@@ -51,3 +51,16 @@ def frames_on_disk(trajectory: Path) -> int:
         return trajectory_info(trajectory).n_frames
     except Exception:  # between the writer's flushes the file may not read at all: try again
         return 0
+
+
+class StopAfter:
+    """A progress callback that raises KeyboardInterrupt after ``steps`` calls (batch steps):
+    a Ctrl-C or a kill at a known point of a run, in-process."""
+
+    def __init__(self, steps: int):
+        self.left = steps
+
+    def __call__(self, n: int) -> None:
+        self.left -= 1
+        if self.left == 0:
+            raise KeyboardInterrupt

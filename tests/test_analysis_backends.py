@@ -20,8 +20,7 @@ from scalms.analysis import (
     partial_pair_distribution,
     solute_trace,
 )
-from scalms.io.trajectory import TrajectoryWriter
-from scalms.testing import GA_FCC_LATTICE_A, ga_cluster
+from scalms.testing import GA_FCC_LATTICE_A, write_jiggling_run
 
 GA, PT = 31, 78
 
@@ -120,24 +119,7 @@ finally:
     ids=["diffusion", "pdf", "trace", "net-force"],
 )
 def test_a_small_analysis_on_the_cpu_imports_no_torch_and_no_plotting(tmp_path, command):
-    atoms = ga_cluster()
-    run = tmp_path / "run.h5md"
-    rng = np.random.default_rng(0)
-    with TrajectoryWriter.create(
-        run,
-        numbers=atoms.numbers,
-        masses=atoms.get_masses(),
-        pbc=atoms.pbc,
-        time_step_fs=2.0,
-        save_interval=5,
-        model="lj",
-        structure="c",
-        parameters={},
-        velocities=False,
-    ) as writer:
-        for i in range(20):
-            frame = atoms.positions + rng.normal(scale=0.1, size=atoms.positions.shape)
-            writer.append(step=5 * i, positions=frame, cell=atoms.cell.array, forces=0 * frame)
+    run = write_jiggling_run(tmp_path / "run.h5md", n_frames=20, velocities=False)
     args = [a.format(run=run) for a in command] + ["-o", str(tmp_path / "out")]
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
     done = subprocess.run(

@@ -6,46 +6,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import h5py
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from scalms.cli import app
 from scalms.io.results import consolidate
-from scalms.io.trajectory import TrajectoryWriter
-from scalms.testing import ga_cluster, write_model_config
+from scalms.testing import ga_cluster, write_jiggling_run, write_model_config
 
 runner = CliRunner()
 
 
 def write_run(path: Path, *, model: str = "lj", structure: str = "Ga55Pt1", n_frames=6) -> Path:
     """A small complete cluster run: 6 frames, 2 fs steps saved every 5."""
-    atoms = ga_cluster()
-    rng = np.random.default_rng(0)
-    with TrajectoryWriter.create(
-        path,
-        numbers=atoms.numbers,
-        masses=atoms.get_masses(),
-        pbc=atoms.pbc,
-        time_step_fs=2.0,
-        save_interval=5,
-        model=model,
-        structure=structure,
-        parameters={},
-        target_step=5 * (n_frames - 1),
-    ) as writer:
-        for i in range(n_frames):
-            positions = atoms.positions + rng.normal(scale=0.1, size=atoms.positions.shape)
-            writer.append(
-                step=5 * i,
-                positions=positions,
-                cell=atoms.cell.array,
-                velocities=0 * positions,
-                forces=0 * positions,
-                potential_energy=-1.0,
-            )
-        writer.mark_complete()
-    return path
+    return write_jiggling_run(path, model=model, structure=structure, n_frames=n_frames)
 
 
 def tree(folder: Path) -> dict[str, bytes]:

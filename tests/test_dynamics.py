@@ -13,6 +13,7 @@ from scalms.errors import ScalmsError
 from scalms.io.trajectory import TrajectoryWriter, read_trajectory, trajectory_info
 from scalms.models.loading import load
 from scalms.testing import ga_bulk, ga_cluster
+from tests.conftest import StopAfter
 
 LJ = ModelEntry(name="lj", family="builtin")
 
@@ -52,18 +53,6 @@ def _torchsim_runs(folder, structures, settings):
 def _close(runs):
     for run in runs:
         run.writer.close()
-
-
-class _StopAt:
-    """Progress callback that raises after ``steps`` batch steps, like a kill mid-run."""
-
-    def __init__(self, steps: int):
-        self.left = steps
-
-    def __call__(self, n: int) -> None:
-        self.left -= 1
-        if self.left == 0:
-            raise KeyboardInterrupt
 
 
 def test_settings_reject_impossible_values_all_at_once():
@@ -231,7 +220,7 @@ def _interrupted_then_resumed(folder, structures, settings, model, stop_after):
     runs = _torchsim_runs(folder, structures, settings)
     with pytest.raises(KeyboardInterrupt):
         torchsim_md.run_batch(
-            runs, model, settings, folder / "b.pt", "cpu", progress=_StopAt(stop_after)
+            runs, model, settings, folder / "b.pt", "cpu", progress=StopAfter(stop_after)
         )
     _close(runs)
     checkpoint = torchsim_md.load_checkpoint(folder / "b.pt")
@@ -285,7 +274,7 @@ def test_ase_resume_reproduces_the_uninterrupted_run(tmp_path, lj_ase):
     whole.writer.close()
     cut = BatchRun("s0", atoms, _writer(tmp_path / "cut.h5md", atoms, settings))
     with pytest.raises(KeyboardInterrupt):
-        ase_md.run_one(cut, lj_ase, settings, tmp_path / "cut.npz", progress=_StopAt(27))
+        ase_md.run_one(cut, lj_ase, settings, tmp_path / "cut.npz", progress=StopAfter(27))
     cut.writer.close()
     checkpoint = ase_md.load_checkpoint(tmp_path / "cut.npz")
     assert checkpoint["step"] == 20

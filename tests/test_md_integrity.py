@@ -33,6 +33,7 @@ from scalms.files import LOCK_NAME, CorruptFile, DiskFull
 from scalms.io.trajectory import TrajectoryError, TrajectoryWriter, read_trajectory
 from scalms.testing import ga_bulk, ga_cluster
 from scalms.workers.task import Task
+from tests.conftest import StopAfter
 
 LJ = ModelEntry(name="lj", family="builtin")
 SCALMS = [os.path.join(os.path.dirname(sys.executable), "scalms")]
@@ -74,25 +75,13 @@ def _summary(folder: Path) -> dict:
     return json.loads((folder / "summary.json").read_text())
 
 
-class _StopAt:
-    """Progress callback raising KeyboardInterrupt after ``steps`` batch steps: a Ctrl-C."""
-
-    def __init__(self, steps: int):
-        self.left = steps
-
-    def __call__(self, n: int) -> None:
-        self.left -= 1
-        if self.left == 0:
-            raise KeyboardInterrupt
-
-
 class _InterruptedJob(md_job.Job):
     """The MD job, stopped like a Ctrl-C after ``stop_after`` steps of its TorchSim batch."""
 
     stop_after = 25
 
     def _torchsim_batch(self, labels, model, progress):
-        return super()._torchsim_batch(labels, model, _StopAt(self.stop_after))
+        return super()._torchsim_batch(labels, model, StopAfter(self.stop_after))
 
 
 def _interrupted(folder: Path, structures, settings: MDSettings) -> Task:

@@ -52,3 +52,57 @@ def ga_bulk(repeat: int = 2, rattle_A: float = 0.05, seed: int = 0) -> Atoms:
 def write_model_config(folder: Path, text: str, name: str = "model_config.yaml") -> Path:
     """Write a model config for a test and return its path."""
     return atomic_write_text(Path(folder) / name, text)
+
+
+def write_jiggling_run(
+    path: Path,
+    atoms: Atoms | None = None,
+    *,
+    n_frames: int = 6,
+    time_step_fs: float = 2.0,
+    save_interval: int = 5,
+    jiggle_A: float = 0.1,
+    random_walk: bool = False,
+    velocities: bool = True,
+    model: str = "lj",
+    structure: str = "c",
+    seed: int = 0,
+) -> Path:
+    """A complete H5MD run of ``atoms`` (default :func:`ga_cluster`) whose atoms move by a normal
+    ``jiggle_A`` per frame around their sites, or step by it as a random walk; zero forces and
+    velocities, potential energy -1 eV. For analyses and readers that need a run without MD."""
+    from scalms.io.trajectory import TrajectoryWriter
+
+    atoms = ga_cluster() if atoms is None else atoms
+    rng = np.random.default_rng(seed)
+    with TrajectoryWriter.create(
+        path,
+        numbers=atoms.numbers,
+        masses=atoms.get_masses(),
+        pbc=atoms.pbc,
+        time_step_fs=time_step_fs,
+        save_interval=save_interval,
+        model=model,
+        structure=structure,
+        parameters={},
+        target_step=save_interval * (n_frames - 1),
+        velocities=velocities,
+    ) as writer:
+        positions = atoms.positions.copy()
+        for i in range(n_frames):
+            moved = rng.normal(scale=jiggle_A, size=positions.shape)
+            if random_walk:
+                positions += moved
+                frame = positions
+            else:
+                frame = atoms.positions + moved
+            writer.append(
+                step=save_interval * i,
+                positions=frame,
+                cell=atoms.cell.array,
+                velocities=np.zeros_like(frame) if velocities else None,
+                forces=np.zeros_like(frame),
+                potential_energy=-1.0,
+            )
+        writer.mark_complete()
+    return Path(path)
