@@ -211,7 +211,7 @@ def test_frame_chunks_and_atom_blocks_do_not_change_the_pdf():
     assert single.g.sum() * n_pairs == pytest.approx(exact.sum(), abs=2)
 
 
-@pytest.mark.parametrize("engine", ["numpy", "torch"])
+@pytest.mark.parametrize("engine", ["numpy", pytest.param("torch", marks=pytest.mark.slow)])
 def test_cpu_pdf_counts_every_pair_in_the_bin_of_an_exact_float64_count(engine, monkeypatch):
     """2 M ordered pairs of a liquid-dense cloud, 0.05 Å bins: a few pairs lie within float32's
     rounding of a bin edge (float32 moves some). On the CPU the default (float64) puts every

@@ -45,6 +45,7 @@ def finished_run(tmp_path_factory):
     return workdir, result
 
 
+@pytest.mark.slow  # shares the module fixture: two models through children, ~30-60 s
 def test_a_model_that_fails_leaves_the_others_finished_and_exits_1(finished_run):
     workdir, result = finished_run
     assert result.exit_code == 1, result.output
@@ -54,6 +55,7 @@ def test_a_model_that_fails_leaves_the_others_finished_and_exits_1(finished_run)
     assert all(r.complete and r.n_frames == 5 for r in runs.values())
 
 
+@pytest.mark.slow  # shares the module fixture: two models through children, ~30-60 s
 def test_the_results_file_reads_back_every_frame_with_its_run_parameters(finished_run):
     workdir, _ = finished_run
     trajectory = read_run(workdir / "MD_dynamics_results.h5", "lj", "Ga54Pt_icosahedron")
@@ -67,6 +69,7 @@ def test_the_results_file_reads_back_every_frame_with_its_run_parameters(finishe
     np.testing.assert_allclose(trajectory.positions[0], read(CLUSTER).positions, atol=1e-10)
 
 
+@pytest.mark.slow  # shares the module fixture: two models through children, ~30-60 s
 def test_analyses_write_records_figures_and_the_report(finished_run):
     workdir, _ = finished_run
     index = json.loads((workdir / "analysis" / "index.json").read_text())
@@ -90,6 +93,7 @@ def test_analyses_write_records_figures_and_the_report(finished_run):
         assert force.magnitude_eV_per_A.max() < 1e-10
 
 
+@pytest.mark.slow  # shares the module fixture: two models through children, ~30-60 s
 def test_analyze_reruns_an_analysis_on_existing_results_without_md(finished_run, tmp_path):
     workdir, _ = finished_run
     result = _invoke(
@@ -103,6 +107,7 @@ def test_analyze_reruns_an_analysis_on_existing_results_without_md(finished_run,
     assert result.exit_code == 0 and "report.html" in result.output
 
 
+@pytest.mark.slow  # shares the module fixture: two models through children, ~30-60 s
 def test_status_and_resume_of_a_failed_model_name_what_is_missing(finished_run):
     workdir, _ = finished_run
     result = _invoke("dynamics", "status", workdir)
@@ -121,6 +126,7 @@ def test_status_and_resume_of_a_failed_model_name_what_is_missing(finished_run):
     assert lj.stat().st_mtime_ns == stamp
 
 
+@pytest.mark.slow  # shares the module fixture: two models through children, ~30-60 s
 def test_a_used_working_dir_is_not_overwritten_by_accident(finished_run):
     workdir, _ = finished_run
     result = _invoke("dynamics", "run", CLUSTER, "-w", workdir, "-m", "lj", "--n-steps", 5)

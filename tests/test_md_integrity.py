@@ -366,6 +366,7 @@ def _small_disk(folder: Path, size: str):
         subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
+@pytest.mark.slow
 def test_a_disk_that_fills_mid_run_is_named_and_resume_ends_with_every_frame(tmp_path):
     settings = MDSettings(
         n_steps=1500, time_step_fs=2.0, temperature_K=400, save_interval=1, checkpoint_every=20
