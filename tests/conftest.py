@@ -1,3 +1,5 @@
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -64,3 +66,18 @@ class StopAfter:
         self.left -= 1
         if self.left == 0:
             raise KeyboardInterrupt
+
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_programs(*names: str) -> None:
+    """Skip the test when a program it runs is missing, except in CI, where `make test` installs
+    them (Debian's cp2k, slurm-wlm, munge, quantum-espresso): there a missing one fails."""
+    missing = [name for name in names if shutil.which(name) is None]
+    if not missing:
+        return
+    message = f"needs {', '.join(missing)} (`make system-deps` installs them, as root)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)

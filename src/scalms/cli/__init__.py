@@ -10,6 +10,7 @@ import typer
 
 from scalms.cli import analyze, dynamics, env, geometry, io, models, report, static
 from scalms.cli.benchmark import app as benchmark_app
+from scalms.cli.hpc import app as hpc_app
 
 app = typer.Typer(
     name="scalms",
@@ -27,6 +28,7 @@ app.add_typer(io.app, name="io", rich_help_panel="Results")
 app.add_typer(dynamics.app, name="dynamics", rich_help_panel="Dynamics")
 app.add_typer(analyze.app, name="analyze", rich_help_panel="Dynamics")
 app.command("report", rich_help_panel="Dynamics")(report.report)
+app.add_typer(hpc_app, name="hpc", rich_help_panel="HPC and training")
 
 
 def _version(value: bool) -> None:

@@ -167,3 +167,31 @@ def read_run_attrs(path: Path | str) -> dict[str, dict]:
 def is_complete(path: Path | str) -> bool:
     with h5py.File(path, "r") as handle:
         return bool(handle.attrs.get("complete", False))
+
+
+def merge_files(out: Path | str, parts: list[tuple[Path, dict[str, str]]]) -> None:
+    """Write ``out`` from complete results files that each hold some structures of the same
+    runs (the array tasks of one split command). ``parts`` pairs each file with how its
+    structure labels are named in ``out``; structures go in the order of ``parts``. A run keeps
+    the first file's attributes with the load and compute times summed over the files.
+    Written atomically: ``out`` is whole or left as it was."""
+    from scalms.files import atomic_path
+
+    with atomic_path(out) as tmp, create_file(tmp) as handle:
+        failed: list[str] = []
+        for path, labels in parts:
+            with h5py.File(path, "r") as source:
+                if not source.attrs.get("complete", False):
+                    raise ValueError(f"{path} is not complete")
+                failed += [
+                    f for f in json.loads(source.attrs.get("failed", "[]")) if f not in failed
+                ]
+                for run in source:
+                    if run not in handle:
+                        handle.create_group(run, track_order=True).attrs.update(source[run].attrs)
+                    else:
+                        for key in ("load_time_s", "compute_time_s"):
+                            handle[run].attrs[key] += source[run].attrs[key]
+                    for label in source[run]:
+                        source.copy(source[run][label], handle[run], name=labels[label])
+        mark_complete(handle, failed)

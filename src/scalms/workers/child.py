@@ -22,6 +22,8 @@ JOBS = {
     "static": "scalms.static_job",
     "md": "scalms.dynamics.md_job",
     "cost": "scalms.benchmark.cost_job",
+    "rattle": "scalms.hpc.rattle_job",
+    "e0": "scalms.hpc.e0_job",
 }
 """Job kind -> the module (in its section) whose ``run(task, device)`` does it; names only, so
 workers/ imports no section."""
