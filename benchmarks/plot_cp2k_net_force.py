@@ -58,6 +58,8 @@ def read_records(path: Path, system: str = DEFAULT_SYSTEM) -> list[dict]:
         records = []
         for row in reader:
             record = {"system": row[found["system"]] if found["system"] else system}
+            if row.get("method"):  # one curve per CP2K method (GPW, GAPW)
+                record["system"] = f"{record['system']}, {row['method']}"
             for key in ("cutoff_Ry", "net_force_eV_per_A", "wall_s"):
                 record[key] = _number(row[found[key]]) if found[key] else math.nan
             if math.isfinite(record["net_force_eV_per_A"]):

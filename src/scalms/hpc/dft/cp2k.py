@@ -16,7 +16,7 @@ that other jobs shared (so the times are high and only comparable with each othe
   1000 Ry 0.047, 0.026, 0.021, 0.002 and 0.0007 eV/Å, the energy within 0.1 meV from 600 Ry on
   (in an 8 Å box 400 Ry gave 0.005: below 600 Ry the net force depends on where the cluster
   sits on the grid). Ga3Pt: 0.056 at 400 Ry, 0.008 at 500 and 600. Default: GAPW, 600 Ry,
-  REL_CUTOFF 60 Ry (40 and 60 gave the same forces), EPS_DEFAULT 1e-12.
+  REL_CUTOFF 60 Ry (40 and 60 gave the same GPW forces at 400 Ry), EPS_DEFAULT 1e-12.
   ``benchmarks/cp2k_net_force.py`` measures the curve for both methods.
 - Poisson solver for clusters. ASE's choice, Martyna-Tuckerman, needs a box about twice the
   size of the electron density: its Ga4 forces moved by 0.2 eV/Å between 10, 12 and 14 Å boxes
@@ -29,9 +29,10 @@ that other jobs shared (so the times are high and only comparable with each othe
 - Consistency. The stored energy is CP2K's total energy, which includes the electronic entropy
   term (-TS) of the smearing: the free energy, whose derivatives the forces are (the tests check
   this against central finite differences).
-- Cost with these defaults, 2 busy cores: Ga4 single point about 50 s (23 SCF steps), Ga3Pt
-  about 85 s (21 UKS steps); a restart from the previous frame's wavefunction (same
-  composition and box, in the same CP2K shell) takes 14-17 steps.
+- Cost with these defaults: a Ga4 single point takes 23 SCF steps (9 Å box), Ga3Pt 21 UKS
+  steps; a restart from the previous frame's wavefunction (same composition and box, in the
+  same CP2K shell) 14-18. A step took 2.3 s (Ga4, 500 Ry, machine lightly loaded) to 6.7 s
+  (600 Ry, three other jobs running); a UKS step about 1.5 times an RKS one.
 
 ASE returns an energy even when the SCF did not converge: the part of CP2K's output written for
 each frame is read, and "SCF run NOT converged" raises :class:`SCFNotConverged`.
