@@ -2,8 +2,9 @@
 the one-line refusals of bad set-ups.
 
 The CP2K tests run the defaults (the settings scalms labels with) on rattled Ga4 and Ga3Pt
-tetrahedra: the forces must be the derivatives of the stored energy (central finite differences)
-and sum to about zero; an SCF stopped after one step must be refused, not stored.
+tetrahedra: the forces sum to about zero, the Pt atom's force in the spin-polarised Ga3Pt is the
+derivative of the stored energy (central finite differences), and an SCF stopped after one step
+is refused, not stored.
 """
 
 from __future__ import annotations
@@ -177,7 +178,7 @@ def test_cp2k_abort_is_one_line_with_cp2ks_reason(tmp_path):
 
 
 @pytest.mark.slow
-def test_cp2k_ga4_forces_are_energy_derivatives_and_sum_to_zero(tmp_path):
+def test_cp2k_ga4_forces_sum_to_zero_and_a_labelled_frame_is_not_recomputed(tmp_path):
     require_programs("cp2k.psmp")
     atoms = tetrahedron("Ga4", 2.75, 0.1, 1)
     labeller = make_dft_labeller("cp2k", dft_settings(tmp_path))
@@ -189,11 +190,6 @@ def test_cp2k_ga4_forces_are_energy_derivatives_and_sum_to_zero(tmp_path):
         assert label.scf_steps is not None and label.scf_steps > 1
         again = labeller.label(atoms.copy())  # the same frame: ASE keeps it, CP2K is not rerun
         assert again.energy_eV == label.energy_eV and np.array_equal(again.forces_eV_per_A, forces)
-        # the largest component: a couple of components in all (with Ga3Pt's) keeps the CP2K
-        # tests within about 5 minutes on 2 cores
-        index, axis = np.unravel_index(np.abs(forces).argmax(), forces.shape)
-        expected = finite_difference_force(labeller, atoms, int(index), int(axis))
-        assert forces[index, axis] == pytest.approx(expected, abs=FD_TOL_EV_PER_A)
     finally:
         labeller.close()
     frame = labelled_frame(atoms, label, labeller.name, labeller.describe(), "rattle")
@@ -212,7 +208,10 @@ def test_cp2k_ga3pt_doublet_forces_are_energy_derivatives_and_sum_to_zero(tmp_pa
         forces = label.forces_eV_per_A
         assert label.extra["spin_polarised"] is True
         assert np.linalg.norm(forces.sum(axis=0)) < NET_FORCE_TOL_EV_PER_A
-        axis = int(np.abs(forces[3]).argmax())  # the Pt atom's largest component
+        # the Pt atom's largest component: one finite difference (two more CP2K runs) checks the
+        # spin-polarised forces against the energy; Ga4 above is not differenced as well, which
+        # keeps the CP2K tests to about 4 minutes on 2 cores
+        axis = int(np.abs(forces[3]).argmax())
         expected = finite_difference_force(labeller, atoms, 3, axis)
         assert forces[3, axis] == pytest.approx(expected, abs=FD_TOL_EV_PER_A)
     finally:
