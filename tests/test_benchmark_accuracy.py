@@ -420,3 +420,17 @@ def test_a_failing_model_leaves_the_others_results(tmp_path, builtin_config):
     atoms = frame.copy()
     atoms.calc = LennardJones(sigma=2.40, epsilon=0.10, rc=6.0, smooth=False)
     np.testing.assert_allclose(frame.get_forces(), atoms.get_forces(), atol=1e-8)
+
+
+def test_energy_parity_of_two_frames_is_drawn_without_a_density():
+    """Two points make pymatviz's Gaussian KDE singular: the parity falls back to plain points
+    (a test set of two frames once crashed the benchmark after the model was evaluated)."""
+    from scalms.plots.benchmark_accuracy import parity_pymatviz
+
+    reference, predicted = np.array([-10.0, -12.0]), np.array([-10.1, -11.8])
+    fig = parity_pymatviz(
+        reference, predicted, error_stats(reference, predicted),
+        x_title="reference", y_title="model", unit="eV", title="energy",
+    )  # fmt: skip
+    markers = [t for t in fig.data if t.mode == "markers"]
+    assert len(markers) == 1 and list(markers[0].x) == [-10.0, -12.0]

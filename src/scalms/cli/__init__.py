@@ -11,6 +11,7 @@ import typer
 from scalms.cli import analyze, dynamics, env, geometry, io, models, report, static
 from scalms.cli.benchmark import app as benchmark_app
 from scalms.cli.hpc import app as hpc_app
+from scalms.cli.train import app as train_app
 
 app = typer.Typer(
     name="scalms",
@@ -29,6 +30,7 @@ app.add_typer(dynamics.app, name="dynamics", rich_help_panel="Dynamics")
 app.add_typer(analyze.app, name="analyze", rich_help_panel="Dynamics")
 app.command("report", rich_help_panel="Dynamics")(report.report)
 app.add_typer(hpc_app, name="hpc", rich_help_panel="HPC and training")
+app.add_typer(train_app, name="train", rich_help_panel="HPC and training")
 
 
 def _version(value: bool) -> None:

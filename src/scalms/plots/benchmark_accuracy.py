@@ -165,15 +165,21 @@ def parity_pymatviz(
     import pymatviz as pmv
 
     reference, predicted, (low, high) = _parity_data(reference, predicted)
-    fig = pmv.density_scatter(
-        x=reference,
-        y=predicted,
-        xlabel=x_title,
-        ylabel=y_title,
-        stats=False,  # pymatviz's own box would not say what data it was computed on
-        best_fit_line=False,
-        identity_line=False,  # pymatviz finds the axis range through kaleido: drawn below
-    )
+    try:
+        fig = pmv.density_scatter(
+            x=reference,
+            y=predicted,
+            xlabel=x_title,
+            ylabel=y_title,
+            stats=False,  # pymatviz's own box would not say what data it was computed on
+            best_fit_line=False,
+            identity_line=False,  # pymatviz finds the axis range through kaleido: drawn below
+        )
+    except np.linalg.LinAlgError:
+        # pymatviz colours points by a Gaussian KDE, singular for a handful of points (a
+        # test set of two frames): plain points then, nothing to estimate a density from
+        fig = go.Figure(go.Scatter(x=reference, y=predicted, mode="markers", showlegend=False))
+        fig.update_layout(xaxis_title=x_title, yaxis_title=y_title)
     fig.add_trace(
         go.Scatter(
             x=[low, high],

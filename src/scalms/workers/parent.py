@@ -52,21 +52,27 @@ class ChildResult:
         return kinds.get(self.returncode, f"exited with code {self.returncode}")
 
 
-def _kill_group(pid: int, sig: signal.Signals) -> None:
+STOP_GRACE_S = 5.0
+"""Time a stopped child gets to flush its files before it is killed, s."""
+
+
+def kill_group(pid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to the process group ``pid`` leads; a group already gone is no error."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, sig)
 
 
-def _stop(process: subprocess.Popen) -> None:
-    """End the child and anything it started (it leads its own process group): SIGTERM, a
-    grace period to flush its files, then SIGKILL for the whole group, even on a second Ctrl-C."""
-    _kill_group(process.pid, signal.SIGTERM)
+def stop_process_group(process: subprocess.Popen, grace_s: float = STOP_GRACE_S) -> None:
+    """End a child started with ``start_new_session=True`` and anything it started (it leads
+    its own process group): SIGTERM, ``grace_s`` to flush its files, then SIGKILL for the whole
+    group, even on a second Ctrl-C."""
+    kill_group(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=5.0)
+        process.wait(timeout=grace_s)
     except (subprocess.TimeoutExpired, KeyboardInterrupt):
         pass
     finally:
-        _kill_group(process.pid, signal.SIGKILL)
+        kill_group(process.pid, signal.SIGKILL)
         process.wait()
 
 
@@ -135,14 +141,14 @@ def run_child(
         try:
             returncode = process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            _stop(process)
+            stop_process_group(process)
             returncode = TIMEOUT_EXIT
             errors.append(f"stopped after the {timeout_s:g} s time limit")
         except BaseException:  # Ctrl-C in the parent: take the child down with us
-            _stop(process)
+            stop_process_group(process)
             raise
         # Whatever the child left behind in its group goes too, so the pipe closes.
-        _kill_group(process.pid, signal.SIGKILL)
+        kill_group(process.pid, signal.SIGKILL)
         reader.join()
         process.stdout.close()
     return ChildResult(
