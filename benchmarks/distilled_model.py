@@ -64,9 +64,12 @@ def start_structure(work: Path) -> Path:
     return out
 
 
-def nvt(work: Path, start: Path, model: str, config: Path, steps: int) -> Path:
+def nvt(work: Path, start: Path, model: str, config: Path, steps: int, as_is: bool = False) -> Path:
+    """The NVT run of ``model``; with ``as_is``, a run already started is taken as it is (a run
+    stopped early: ``scalms dynamics resume`` would continue it)."""
     folder = work / "eval" / f"md_{model}"
-    if not (folder / "MD_dynamics_results.h5").exists():
+    started = (folder / "trajectories" / model).is_dir()
+    if not (folder / "MD_dynamics_results.h5").exists() and not (as_is and started):
         run(
             "dynamics",
             "run",
@@ -103,15 +106,14 @@ def accuracy(work: Path, teacher_run: Path, config: Path) -> Path:
     folder = work / "eval" / "accuracy"
     held_out = work / "eval" / "held_out.xyz"
     if not held_out.exists():
-        run(
-            "io",
-            "to-xyz",
-            str(teacher_run / "MD_dynamics_results.h5"),
-            str(held_out),
-            "--stride",
-            "10",
-            cwd=work,
-        )
+        [trajectory] = sorted((teacher_run / "trajectories" / TEACHER).glob("*.h5md"))
+        frames = work / "eval" / "teacher_frames.xyz"
+        run("io", "to-xyz", str(trajectory), str(frames), "--stride", "10", "--overwrite",
+            cwd=work)  # fmt: skip
+        from ase.io import read, write
+
+        # frame 0 is the start structure, a frame of the student's training set: left out
+        write(held_out, read(frames, index="1:"), format="extxyz")
     if not (folder / "metrics.csv").exists():
         run(
             "benchmark",
@@ -176,14 +178,14 @@ def trajectory_of(md: Path, model: str):
     return read_trajectory(path)
 
 
-def ga_diffusion(trajectory, window_fs: float) -> dict:
-    """D of Ga over the first ``window_fs`` of a run (FFT MSD, every origin, lags to 1 ps, fit
-    from 0.1 to 1 ps, centre-of-mass drift removed): the analysis ``--diffusion`` runs, on a
+def ga_diffusion(trajectory, window_fs: float, start_fs: float = 0.0) -> dict:
+    """D of Ga over ``window_fs`` of a run from ``start_fs`` (FFT MSD, every origin, lags to 1 ps,
+    fit from 0.1 to 1 ps, centre-of-mass drift removed): the analysis ``--diffusion`` runs, on a
     window both models share."""
     from scalms.analysis.diffusion import mean_squared_displacement
 
     elapsed = trajectory.time_fs - trajectory.time_fs[0]
-    keep = elapsed <= window_fs + 1e-6
+    keep = (elapsed >= start_fs - 1e-6) & (elapsed <= start_fs + window_fs + 1e-6)
     msd = mean_squared_displacement(
         trajectory.positions[keep],
         frame_interval_fs=float(np.diff(trajectory.time_fs[:2])[0]),
@@ -193,7 +195,7 @@ def ga_diffusion(trajectory, window_fs: float) -> dict:
         max_lag_fs=1000.0,
     )
     return {
-        "window_ps": float(elapsed[keep][-1]) / 1000.0,
+        "window_ps": float(elapsed[keep][-1] - elapsed[keep][0]) / 1000.0,
         "D_cm2_per_s": msd.fit.D_cm2_per_s,
         "r2": msd.fit.r2,
         "fit_fs": [msd.fit.fit_start_fs, msd.fit.fit_end_fs],
@@ -235,11 +237,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--teacher-steps", type=int, default=2000, help="teacher's NVT steps (0.4 s each here)"
     )
+    parser.add_argument(
+        "--teacher-as-is",
+        action="store_true",
+        help="take the teacher's run as far as it went (stopped early), without continuing it",
+    )
     args = parser.parse_args(argv)
     work = args.work.resolve()
     config = args.model_config.resolve()
     start = start_structure(work)
-    teacher_md = nvt(work, start, TEACHER, config, args.teacher_steps)
+    teacher_md = nvt(work, start, TEACHER, config, args.teacher_steps, args.teacher_as_is)
     student_md = nvt(work, start, STUDENT, config, args.steps)
     accuracy_dir = accuracy(work, teacher_md, config)
     cost_dir = speed(work, config)
@@ -255,6 +262,13 @@ def main(argv: list[str] | None = None) -> int:
     d_teacher = ga_diffusion(teacher_run, shared_fs)
     d_student = ga_diffusion(student_run, shared_fs)
     d_student_full = ga_diffusion(student_run, float("inf"))
+    # the student's run cut into windows as long as the teacher's: their spread is the
+    # statistical uncertainty of one window's D
+    student_fs = float(student_run.time_fs[-1] - student_run.time_fs[0])
+    blocks = [
+        ga_diffusion(student_run, shared_fs, k * shared_fs)["D_cm2_per_s"]
+        for k in range(int(student_fs // shared_fs))
+    ]
     sizes = sorted({n for _, n in timings})
     record = {
         "teacher": TEACHER,
@@ -274,6 +288,10 @@ def main(argv: list[str] | None = None) -> int:
             STUDENT: d_student["D_cm2_per_s"],
             f"{STUDENT} (whole run)": d_student_full["D_cm2_per_s"],
         },
+        "D_student_windows_cm2_per_s": blocks,
+        "D_student_windows_mean_std": [float(np.mean(blocks)), float(np.std(blocks, ddof=1))]
+        if len(blocks) > 1
+        else None,
         "D_relative_difference": (d_student["D_cm2_per_s"] - d_teacher["D_cm2_per_s"])
         / d_teacher["D_cm2_per_s"],
         "msd": {TEACHER: d_teacher, STUDENT: d_student, f"{STUDENT} (whole run)": d_student_full},

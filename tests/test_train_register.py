@@ -20,11 +20,38 @@ from .conftest import REPO
 TINY_MACE = REPO / "ML_training" / "models" / "mace-tiny-GaPt.model"
 
 
+SHIPPED_WITHOUT_MACE = """\
+# Models scalms can run: architecture -> models -> model name -> settings.
+# Relative paths are relative to this file.
+
+SevenNet:
+  models:
+    7net-0: {}            # SevenNet-0, bundled in the sevenn wheel: works offline (the default)
+
+builtin:
+  models:
+    lj: {}                # Lennard-Jones, any element, TorchSim and ASE: quick checks
+    emt: {}               # ASE's EMT (no Ga); TorchSim lacks it, so it runs through ASE
+
+# MACE:
+#   models:
+#     mace-omat-0-medium:
+#       model_path: /path/to/mace-omat-0-medium.model
+#       options: {default_dtype: float64}
+# ORB:
+#   models:
+#     orb-v3-conservative-inf-omat:
+#       model_path: /path/to/orb-v3-conservative-inf-omat-20250404.ckpt
+"""
+"""The shape of the repository's model_config.yaml before any MACE model was registered: real
+blocks with comments, then commented-out examples."""
+
+
 @pytest.fixture
 def project(tmp_path):
-    """A copy of the repository's model_config.yaml, and a model file in the same folder."""
+    """A model_config.yaml shaped like the shipped one, and a model file in the same folder."""
     config = tmp_path / "model_config.yaml"
-    config.write_bytes((REPO / "model_config.yaml").read_bytes())
+    config.write_text(SHIPPED_WITHOUT_MACE)
     model = tmp_path / "ML_training" / "runs" / "ft" / "ft.model"
     model.parent.mkdir(parents=True)
     model.write_bytes(TINY_MACE.read_bytes())

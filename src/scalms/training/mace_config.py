@@ -32,7 +32,8 @@ from scalms.training.trained import TrainingError
 
 DTYPES = ("float64", "float32")
 FINE_TUNE_LR = 2.5e-5
-"""The thesis's learning rate for fine-tuning (kept by ``force_mh_ft_lr``: FACTS.md)."""
+"""The thesis's learning rate for fine-tuning; ``force_mh_ft_lr`` keeps it (MACE would force
+1e-4 in multi-head mode)."""
 SCRATCH_LR = 0.01
 """MACE's own default, for a model trained from scratch."""
 REPLAY_SAMPLES = 30_000
