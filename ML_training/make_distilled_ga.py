@@ -19,11 +19,12 @@ skipped, so a killed run continues where it stopped:
    (``scalms hpc e0``).
 4. package: train/valid/test by source file (``scalms hpc package``).
 5. train: a MACE from scratch (``scalms train mace``).
-6. evaluate: held-out frames of a 10 ps SevenNet-0 run of Ga144Pt3 at 450 K; speed per MD step
-   of both models at 147 atoms; a 10 ps NVT run of the student; Ga diffusion coefficients
-   (``benchmarks/distilled_model.py`` writes the figures into docs/distilled_model.md).
+6. evaluate (``benchmarks/distilled_model.py``, then ``plot_distilled_model.py``): held-out
+   frames of a SevenNet-0 NVT run of the molten Ga144Pt3 at 450 K (4 ps); a 10 ps NVT run of
+   the student from the same frame; Ga diffusion of both; seconds per MD step of both at 55 and
+   147 atoms. The figures are those of docs/distilled_model.md.
 
-Run from the repository root after ``make envs`` (about 1.5-2 hours on 2 CPU cores, most of it
+Run from the repository root after ``make envs`` (about an hour on 2 idle CPU cores, most of it
 SevenNet-0 MD)::
 
     .venv/bin/python ML_training/make_distilled_ga.py --work distill_work
