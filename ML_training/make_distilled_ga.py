@@ -49,6 +49,7 @@ TEACHER = "7net-0"
 HELD_OUT = REPO / "examples" / "Ga144Pt3_icosahedron.xyz"
 TIME_STEP_FS = 2.0
 STUDENT = "mace-distilled-7net0-GaX"
+WORK_CONFIG = "SevenNet:\n  models:\n    7net-0: {}   # the teacher, bundled with sevenn\n"
 STUDENT_ARCHITECTURE = (
     # 2 layers of 16 scalar and 16 vector channels, max_ell 2, correlation 2, 5 Å: the size of
     # the tiny test model, which runs about 8x faster than SevenNet-0 on a CPU
@@ -301,9 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    config = REPO / "model_config.yaml"
     if not (work / "model_config.yaml").exists():
-        (work / "model_config.yaml").write_text(config.read_text())
+        # the teacher only: the student is registered here by `scalms train mace`, and in the
+        # repository's model_config.yaml (with the shipped file) by step 5
+        (work / "model_config.yaml").write_text(WORK_CONFIG)
     structures = particles(work)
     if args.until == "particles":
         return 0
