@@ -15,6 +15,7 @@ from scalms.hpc.labels import CalculatorLabeller
 from scalms.hpc.rattle import InputFrames, RattleSpec, composition
 from scalms.models.loading import check_elements, load
 from scalms.workers.events import emit
+from scalms.workers.lifetime import die_with_parent
 from scalms.workers.task import Task
 
 
@@ -26,22 +27,6 @@ class EventLog:
 
     def progress(self, done: int, total: int) -> None:
         emit("progress", done=done, total=total)
-
-
-def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this child when its parent dies (``prctl(PR_SET_PDEATHSIG)``): a
-    parent killed outright (a scheduler's SIGKILL) would otherwise leave the child appending
-    frames until its next message to the dead parent fails. Elsewhere: nothing."""
-    import ctypes
-    import signal
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
 
 
 def run(task: Task, device: str) -> None:

@@ -10,12 +10,11 @@ group, a grace period, then SIGKILL).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
-import signal
 import subprocess
-import sys
 import time
 import zipfile
 from collections.abc import Callable
@@ -23,14 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from scalms.training.trained import TrainerFailed, TrainingError
+from scalms.workers.lifetime import die_with_parent
 from scalms.workers.parent import stop_process_group
 
 POLL_S = 1.0
 """How often the parent polls a running trainer, s."""
 STOP_GRACE_S = 10.0
 """Time a stopped trainer gets to finish writing (a checkpoint) before it is killed, s."""
-PR_SET_PDEATHSIG = 1
-"""prctl option: the signal the kernel sends this process when its parent dies."""
 ENVIRONMENT_TIMEOUT_S = 600.0
 """Longest wait for a look into a model environment (loading a model), s."""
 
@@ -47,22 +45,6 @@ def environment_python(family: str, trainer: str) -> Path:
             f"no {family} environment ({python.parent.parent}): run `scalms env create {family}`"
         )
     return python
-
-
-def die_with_parent(parent_pid: int) -> Callable[[], None]:
-    """A ``preexec_fn`` for the child: on Linux, the kernel SIGKILLs it when the parent
-    ``parent_pid`` dies, even by SIGKILL; a parent already gone ends it at once."""
-
-    def arm() -> None:
-        if not sys.platform.startswith("linux"):
-            return
-        import ctypes
-
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent_pid:  # the parent died before the request was made
-            os._exit(1)
-
-    return arm
 
 
 def run_trainer(
@@ -89,7 +71,7 @@ def run_trainer(
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
                 start_new_session=True,  # its own group: stopping it stops what it started
-                preexec_fn=die_with_parent(os.getpid()),
+                preexec_fn=functools.partial(die_with_parent, os.getpid()),
             )
         except OSError as err:
             raise TrainerFailed(f"cannot start {command[0]}: {err}") from None
