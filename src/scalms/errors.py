@@ -33,3 +33,7 @@ class UnsupportedElements(ScalmsError):
 
 class BackendUnavailable(ModelLoadError):
     """The model family has no implementation for the requested backend (e.g. TorchSim)."""
+
+
+class NoDescriptors(ScalmsError):
+    """The model's family gives no per-atom descriptors in scalms (structural analysis)."""

@@ -91,3 +91,40 @@ class NetForce:
     time_fs: np.ndarray  # (F,)
     vector_eV_per_A: np.ndarray  # (F, 3)
     magnitude_eV_per_A: np.ndarray  # (F,)
+
+
+@dataclass(frozen=True)
+class LabelSummary:
+    """What one cluster label of the structural analysis holds, over the pooled atom-frames.
+
+    Depth is below the adaptive surface (positive inside the particle, ~0 at the surface); the
+    distance is from each frame's own centre of mass. Both in Å.
+    """
+
+    label: int
+    n_points: int  # atom-frames with this label
+    fraction: float  # of all atom-frames
+    element_fractions: dict[str, float]  # within the label, summing to 1, largest first
+    mean_coordination: float
+    mean_depth_A: float
+    mean_distance_from_centre_A: float
+
+
+@dataclass(frozen=True)
+class SolutePlacement:
+    """Where the solute atoms of one element in one trajectory sit in the shared descriptor map.
+
+    Distances are in the units of the embedding (PCA or UMAP coordinates, not Å): from the
+    solute's centroid to the centroids of the host atoms carrying the surface and the bulk labels.
+    surface_affinity = d_bulk / (d_surface + d_bulk): 1 on the surface centroid, 0 on the bulk's.
+    """
+
+    source: str
+    element: str
+    n_points: int
+    label_fractions: dict[int, float]  # every label of the clustering, summing to 1
+    distance_to_surface: float
+    distance_to_bulk: float
+    surface_affinity: float
+    spread: float  # RMS distance of its points from their centroid, embedding units
+    mean_depth_A: float

@@ -260,3 +260,9 @@ def net_force(
         (time_step_fs, save_interval, frame_interval_fs),
         net_force=True,
     )
+
+
+# In its own module: it runs a model child and has its own options, unlike the records above.
+from scalms.cli.cluster import cluster  # noqa: E402
+
+app.command("cluster")(cluster)

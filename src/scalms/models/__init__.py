@@ -10,6 +10,11 @@ three functions, all taking a :class:`scalms.models.entry.ModelEntry` (the adapt
 - ``elements(entry, loaded) -> frozenset[str] | None``: elements the loaded model knows,
   ``None`` when it takes any element.
 
+A family marked ``descriptors=True`` below offers a fourth:
+
+- ``describer(entry, device) -> scalms.models.loading.Describer``: a callable giving per-atom
+  invariant descriptors (one row per atom) of an ``ase.Atoms``, for structural analysis.
+
 Adding a family means one adapter module, one entry below and a requirements file.
 """
 
@@ -38,6 +43,8 @@ class Family:
     """False for the builtin family, which runs in scalms's own interpreter."""
     weights_hint: str = ""
     """What to do when a model has no weights file here."""
+    descriptors: bool = False
+    """True when the adapter offers ``describer`` (per-atom invariant descriptors)."""
 
 
 FAMILIES: dict[str, Family] = {
@@ -61,6 +68,7 @@ FAMILIES: dict[str, Family] = {
                 }
             ),
             weights_hint="set model_path to a SevenNet checkpoint (.pth)",
+            descriptors=True,
         ),
         Family(
             key="mace",
@@ -70,6 +78,7 @@ FAMILIES: dict[str, Family] = {
             distribution="mace-torch",
             weights_hint="set model_path to a .model file (foundation models download at run "
             "time, which is not possible offline: fetch one elsewhere and copy it here)",
+            descriptors=True,
         ),
         Family(
             key="orb",
@@ -117,3 +126,8 @@ def family_for(name: str) -> Family | None:
         if wanted in (family.key, family.display.lower()):
             return family
     return None
+
+
+def descriptor_families() -> list[str]:
+    """Display names of the families whose models give per-atom descriptors, alphabetically."""
+    return sorted((f.display for f in FAMILIES.values() if f.descriptors), key=str.lower)

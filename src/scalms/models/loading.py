@@ -6,11 +6,13 @@ import importlib
 import platform
 from importlib.metadata import PackageNotFoundError, version
 from types import ModuleType
+from typing import Any, Protocol
 
+import numpy as np
 from ase import Atoms
 
-from scalms.errors import ModelLoadError, UnsupportedElements
-from scalms.models import FAMILIES
+from scalms.errors import ModelLoadError, NoDescriptors, UnsupportedElements
+from scalms.models import FAMILIES, descriptor_families
 from scalms.models.entry import ModelEntry
 
 BACKENDS = ("torchsim", "ase")
@@ -40,6 +42,44 @@ def load(entry: ModelEntry, backend: str, device: str):
     if backend == "torchsim":
         return module.torchsim_model(entry, device)
     raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+
+
+class Describer(Protocol):
+    """Per-atom invariant descriptors of one model, made by ``adapter.describer(entry, device)``.
+
+    Rows follow the atoms of the frame; values do not change when the frame is rotated or
+    translated, and permuting the atoms permutes the rows.
+    """
+
+    source: str
+    """One line saying how the descriptors are taken (the call or layer, channels, layers)."""
+    loaded: Any
+    """The loaded model, as ``adapter.elements(entry, loaded)`` takes it."""
+    width: int | None
+    """Descriptor values per atom, or None until the first call."""
+
+    def __call__(self, atoms: Atoms) -> np.ndarray:
+        """``(n_atoms, width)`` descriptors of ``atoms`` (float32 or float64)."""
+        ...
+
+
+def check_descriptors(entry: ModelEntry) -> None:
+    """Raise :class:`NoDescriptors` when ``entry``'s family gives no per-atom descriptors.
+
+    Parent side: reads the family registry only, imports no model package.
+    """
+    family = FAMILIES[entry.family]
+    if not family.descriptors:
+        raise NoDescriptors(
+            f"model '{entry.name}' ({family.display}) gives no per-atom descriptors in scalms; "
+            f"families that do: {', '.join(descriptor_families())}"
+        )
+
+
+def load_describer(entry: ModelEntry, device: str) -> Describer:
+    """The describer of ``entry`` on ``device`` (child side: imports the model package)."""
+    check_descriptors(entry)
+    return adapter_for(entry).describer(entry, device)
 
 
 def check_elements(entry: ModelEntry, loaded, frames: dict[str, list[Atoms]]) -> None:

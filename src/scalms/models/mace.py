@@ -155,3 +155,42 @@ def locate_weights(entry: ModelEntry) -> str:
             f"MACE model '{entry.name}' has no model_path; point it at a .model file"
         )
     return str(entry.model_path)
+
+
+class MaceDescriber:
+    """Per-atom descriptors of a MACE model through mace's own API:
+    ``MACECalculator.get_descriptors(atoms, invariants_only=True)``, the scalar channels of the
+    node features after every interaction, concatenated (channels x interactions values).
+
+    mace computes them with a full model call (forces included): one force call per frame.
+    """
+
+    def __init__(self, entry: ModelEntry, device: str):
+        self.loaded = ase_calculator(entry, device)
+        from e3nn.o3 import Irreps  # after mace: e3nn 0.4.4 imports only once mace is in
+
+        if self.loaded.model_type != "MACE":
+            raise ModelLoadError(
+                f"MACE model '{entry.name}' is a {self.loaded.model_type} model; mace gives "
+                "descriptors of energy (MACE) models only"
+            )
+        module = self.loaded.models[0]
+        hidden = Irreps(str(module.products[0].linear.irreps_out))
+        channels = sum(mul for mul, irrep in hidden if irrep.l == 0)
+        layers = int(module.num_interactions)
+        self.source = (
+            f"mace get_descriptors(invariants_only=True): {channels} scalar channels x "
+            f"{layers} interaction layers"
+        )
+        self.width: int | None = None
+
+    def __call__(self, atoms):
+        """``(n_atoms, width)`` descriptors of ``atoms``, in the model's dtype."""
+        values = self.loaded.get_descriptors(atoms, invariants_only=True)
+        self.width = values.shape[1]
+        return values
+
+
+def describer(entry: ModelEntry, device: str) -> MaceDescriber:
+    """Per-atom descriptors of ``entry``'s model: see :class:`MaceDescriber`."""
+    return MaceDescriber(entry, device)

@@ -24,6 +24,7 @@ JOBS = {
     "cost": "scalms.benchmark.cost_job",
     "rattle": "scalms.hpc.rattle_job",
     "e0": "scalms.hpc.e0_job",
+    "descriptors": "scalms.structural.descriptor_job",
 }
 """Job kind -> the module (in its section) whose ``run(task, device)`` does it; names only, so
 workers/ imports no section."""
