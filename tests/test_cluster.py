@@ -111,6 +111,7 @@ def _given_descriptors(run, core: np.ndarray, seed: int = 0) -> DescriptorSet:
     return DescriptorSet([described], "given", 0.0, None)
 
 
+@pytest.mark.slow  # the 3D UMAP map: umap-learn's numba compilation alone takes ~10 s
 def test_analysis_separates_core_from_shell_and_writes_labels_per_atom_and_frame(
     trajectory, tmp_path
 ):

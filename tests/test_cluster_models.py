@@ -93,12 +93,15 @@ def test_solutes_are_placed_in_the_shared_map_with_their_trace_depth(first):
         placed = {(p["source"], p["element"]): p for p in summary["reducers"][reducer]["solutes"]}
         assert set(placed) == {("Ga47Pt3_450K", "Pt"), ("Ga47Bi3_450K", "Bi")}
         for placement in placed.values():
-            assert 0.0 <= placement["surface_affinity"] <= 1.0
+            assert 0.0 <= placement["neighbour_surface_fraction"] <= 1.0
             assert sum(placement["label_fractions"].values()) == pytest.approx(1.0)
             assert placement["n_points"] == 30  # 3 solute atoms x 10 frames
-        # Bi sits nearer the surface than Pt, in space (trace) as in descriptor space
+        # Bi sits nearer the surface than Pt in space (its trace)
         pt, bi = placed[("Ga47Pt3_450K", "Pt")], placed[("Ga47Bi3_450K", "Bi")]
         assert bi["mean_depth_A"] < pt["mean_depth_A"]
+    # ... and in descriptor space: its Ga neighbours lie further towards the surface cluster
+    pca = {p["element"]: p for p in summary["reducers"]["pca"]["solutes"]}
+    assert pca["Bi"]["neighbour_surface_coordinate"] > pca["Pt"]["neighbour_surface_coordinate"]
     assert "Solutes in the shared" in output
 
 

@@ -19,12 +19,14 @@ from scalms.analysis.clustering import (
     depth_below_surface,
     distance_from_centre,
     embedding_map,
+    neighbour_average,
     order_labels,
     place_solutes,
     reduce_descriptors,
     standardise,
     summarise_labels,
     surface_and_bulk_labels,
+    surface_coordinate,
 )
 from scalms.analysis.results import LabelSummary
 
@@ -222,29 +224,65 @@ def test_surface_and_bulk_are_the_shallowest_and_deepest_host_labels():
         surface_and_bulk_labels(summaries[:2])
 
 
-def test_place_solutes_puts_a_surface_solute_near_one_and_a_bulk_solute_near_zero():
+def _two_host_clusters_and_solutes():
     rng = np.random.default_rng(0)
     surface = rng.normal([0.0, 0.0], 0.3, (50, 2))
     bulk = rng.normal([10.0, 0.0], 0.3, (50, 2))
-    at_surface = surface.mean(axis=0) + np.array(
-        [[1.0, 0.0], [-1.0, 0.0]]
-    )  # centroid on the surface's
+    at_surface = surface.mean(axis=0) + np.array([[1.0, 0.0], [-1.0, 0.0]])
     at_bulk = bulk.mean(axis=0) + np.array([[0.0, 0.5], [0.0, -0.5]])
     embedding = np.vstack([surface, bulk, at_surface, at_bulk])
     labels = np.r_[np.zeros(50), np.ones(50), [0, 2], [1, 1]].astype(int)
     symbols = np.array(["Ga"] * 100 + ["Au", "Au", "Pt", "Pt"])
     sources = np.array(["Ga50"] * 100 + ["Ga48Au2", "Ga48Au2", "Ga48Pt2", "Ga48Pt2"])
     depth = np.r_[np.zeros(100), [0.1, 0.3], [4.0, 6.0]]
+    return surface, bulk, embedding, labels, symbols, sources, depth
+
+
+def test_surface_coordinate_is_zero_at_the_bulk_centroid_and_one_at_the_surface():
+    *_, embedding, labels, symbols, _, _ = _two_host_clusters_and_solutes()
+    t = surface_coordinate(embedding, labels, symbols, surface_label=0, bulk_label=1)
+    assert t[:50].mean() == pytest.approx(1.0) and t[50:100].mean() == pytest.approx(0.0)
+    # the Pt points sit +-0.5 across the (nearly x) axis about the bulk centroid: their mean is 0
+    assert t[102:].mean() == pytest.approx(0.0, abs=1e-12)
+    assert np.abs(t[102:]).max() < 1e-3
+    with pytest.raises(ValueError, match="must differ"):
+        surface_coordinate(embedding, labels, symbols, surface_label=1, bulk_label=1)
+
+
+def test_neighbour_average_means_the_values_of_neighbours_within_the_cutoff():
+    # a solute (atom 0) with two host atoms at 2.5 Å and one at 5 Å, over two frames
+    positions = np.array([[[0, 0, 0], [2.5, 0, 0], [0, 2.5, 0], [5, 0, 0]]] * 2, dtype=float)
+    positions[1, 2] = [0, 6.0, 0]  # in frame 1 one neighbour has moved away
+    values = np.array([[9.0, 1.0, 3.0, 100.0], [9.0, 1.0, 3.0, 100.0]])
+    host = np.array([False, True, True, True])
+    averaged = neighbour_average(values, positions, 3.0, centres=~host, neighbours=host)
+    assert averaged[:, 0] == pytest.approx([2.0, 1.0])
+    assert np.isnan(averaged[:, 1:]).all()  # host atoms are not centres
+    alone = neighbour_average(values, positions * 10, 3.0, centres=~host, neighbours=host)
+    assert np.isnan(alone).all()
+
+
+def test_place_solutes_reads_clusters_distances_spread_and_the_neighbours():
+    surface, bulk, embedding, labels, symbols, sources, depth = _two_host_clusters_and_solutes()
+    neighbour_t = np.r_[np.full(100, np.nan), [0.9, 1.1], [0.2, np.nan]]
+    neighbour_surface = np.r_[np.full(100, np.nan), [1.0, 0.5], [0.0, np.nan]]
     au, pt = place_solutes(
-        embedding, labels, symbols, sources, depth, surface_label=0, bulk_label=1
-    )
+        embedding, labels, symbols, sources, depth, neighbour_t, neighbour_surface,
+        surface_label=0, bulk_label=1,
+    )  # fmt: skip
     assert (au.source, au.element, au.n_points) == ("Ga48Au2", "Au", 2)
-    assert au.surface_affinity == pytest.approx(1.0)
-    assert pt.surface_affinity == pytest.approx(0.0)
+    assert au.distance_to_surface == pytest.approx(0.0, abs=1e-12)
+    assert pt.distance_to_bulk == pytest.approx(0.0, abs=1e-12)
     assert au.distance_to_bulk == pytest.approx(np.linalg.norm(bulk.mean(0) - surface.mean(0)))
     assert au.label_fractions == {0: 0.5, 1: 0.0, 2: 0.5}
     assert sum(pt.label_fractions.values()) == pytest.approx(1.0)
     assert au.spread == pytest.approx(1.0) and pt.spread == pytest.approx(0.5)
+    assert au.neighbour_surface_coordinate == pytest.approx(1.0)
+    assert au.neighbour_surface_fraction == pytest.approx(0.75)
+    assert pt.neighbour_surface_coordinate == pytest.approx(0.2)  # the NaN frame is left out
     assert au.mean_depth_A == pytest.approx(0.2) and pt.mean_depth_A == pytest.approx(5.0)
     with pytest.raises(ValueError, match="no Ga atom-frame has label 2"):
-        place_solutes(embedding, labels, symbols, sources, depth, surface_label=2, bulk_label=1)
+        place_solutes(
+            embedding, labels, symbols, sources, depth, neighbour_t, neighbour_surface,
+            surface_label=2, bulk_label=1,
+        )  # fmt: skip

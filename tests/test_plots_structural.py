@@ -116,9 +116,11 @@ def test_tables_carry_one_row_per_record_and_render():
     table = label_table(summaries)
     assert [row[0] for row in table.rows] == [0, 1]
     assert "Ga 0.98, Pt 0.02" in table.rows[0]
-    placement = SolutePlacement("Ga47Pt3", "Pt", 300, {0: 0.1, 1: 0.9}, 4.0, 1.0, 0.2, 0.5, 3.2)
+    placement = SolutePlacement(
+        "Ga47Pt3", "Pt", 300, {0: 0.1, 1: 0.9}, 4.0, 1.0, 0.2, 0.45, 0.6, 3.2
+    )
     solutes = solute_table([placement])
     assert solutes.rows[0][:4] == ["Ga47Pt3", "Pt", 300, "0 0.10, 1 0.90"]
-    assert "0.20" in solutes.rows[0]
+    assert "0.2" in solutes.rows[0] and "0.45" in solutes.rows[0] and "60%" in solutes.rows[0]
     for each in (table, solutes):
         assert _table_html(each, 1).count("<tr>") == len(each.rows) + 1

@@ -263,23 +263,98 @@ def surface_and_bulk_labels(summaries: Sequence[LabelSummary], host: str = "Ga")
     return surface.label, bulk.label
 
 
+def surface_coordinate(
+    embedding: np.ndarray,
+    labels: np.ndarray,
+    symbols: np.ndarray,
+    *,
+    surface_label: int,
+    bulk_label: int,
+    host: str = "Ga",
+) -> np.ndarray:
+    """Each point's place on the host's bulk-to-surface axis of the embedding, (M,).
+
+    With c_b and c_s the mean embedding of the host atom-frames labelled bulk and surface, a
+    point x gets (x - c_b) . (c_s - c_b) / |c_s - c_b|^2: 0 at the bulk centroid, 1 at the
+    surface centroid, the part of x off the axis ignored. For host atoms it follows depth and
+    coordination; a solute's own coordinate also carries its element's offset in descriptor
+    space, which is why `place_solutes` reads solutes through their host neighbours.
+    """
+    points = _points(embedding, "embedding")
+    labels = np.asarray(labels)
+    (symbols,) = _same_length(labels, symbols=symbols)
+    if labels.shape != (len(points),):
+        raise ValueError(
+            f"labels need one entry per embedded point ({len(points)}), got {labels.shape}"
+        )
+    if surface_label == bulk_label:
+        raise ValueError(f"the surface and bulk labels must differ, both are {surface_label}")
+    host_points = symbols == host
+    surface = _centroid(points, host_points & (labels == surface_label), host, surface_label)
+    bulk = _centroid(points, host_points & (labels == bulk_label), host, bulk_label)
+    axis = surface - bulk
+    return (points - bulk) @ axis / float(axis @ axis)
+
+
+def neighbour_average(
+    values: np.ndarray,
+    positions: np.ndarray,
+    cutoff_A: float,
+    centres: np.ndarray,
+    neighbours: np.ndarray,
+) -> np.ndarray:
+    """Per frame, the mean of `values` over each centre atom's neighbours, (F, N).
+
+    values: (F, N) per atom and frame; positions: (F, N, 3) Å; centres, neighbours: (N,) bool.
+    An atom's neighbours are the `neighbours` atoms other than itself within `cutoff_A` (no
+    periodic images: nanoparticles). NaN for atoms that are not centres or have no neighbour.
+    scipy's cKDTree finds the pairs.
+    """
+    from scipy.spatial import cKDTree
+
+    values = np.asarray(values, dtype=np.float64)
+    positions = np.asarray(positions, dtype=np.float64)
+    centres, neighbours = np.asarray(centres, bool), np.asarray(neighbours, bool)
+    if values.shape != positions.shape[:2]:
+        raise ValueError(f"values {values.shape} and positions {positions.shape} differ in shape")
+    averaged = np.full(values.shape, np.nan)
+    centre_index = np.flatnonzero(centres)
+    neighbour_index = np.flatnonzero(neighbours)
+    if centre_index.size == 0 or neighbour_index.size == 0:
+        return averaged
+    for frame in range(values.shape[0]):
+        tree = cKDTree(positions[frame, neighbour_index])
+        found = tree.query_ball_point(positions[frame, centre_index], cutoff_A)
+        for atom, near in zip(centre_index, found, strict=True):
+            near = neighbour_index[near]
+            near = near[near != atom]
+            if near.size:
+                averaged[frame, atom] = values[frame, near].mean()
+    return averaged
+
+
 def place_solutes(
     embedding: np.ndarray,
     labels: np.ndarray,
     symbols: np.ndarray,
     sources: np.ndarray,
     depth_A: np.ndarray,
+    neighbour_coordinate: np.ndarray,
+    neighbour_surface_fraction: np.ndarray,
     *,
     surface_label: int,
     bulk_label: int,
     host: str = "Ga",
 ) -> list[SolutePlacement]:
-    """Where each (source, non-host element) sits between the host's surface and bulk.
+    """Where each (source, non-host element) sits in the shared embedding, and what its host
+    neighbours look like there.
 
     embedding: (M, d) reduced descriptors; labels, symbols, sources (trajectory names), depth_A
-    (Å below the surface): (M,). The surface and bulk centroids are the mean embedding of the
-    host atom-frames carrying `surface_label` and `bulk_label`. One placement per (source,
-    element) present, in order of first appearance.
+    (Å below the surface): (M,). neighbour_coordinate and neighbour_surface_fraction (M,): per
+    solute atom-frame, the mean `surface_coordinate` of its host neighbours and the fraction of
+    them labelled surface (`neighbour_average`; NaN where it has none). The surface and bulk
+    centroids are the mean embedding of the host atom-frames carrying `surface_label` and
+    `bulk_label`. One placement per (source, element) present, in order of first appearance.
     """
     points = _points(embedding, "embedding")
     labels = np.asarray(labels)
@@ -287,8 +362,13 @@ def place_solutes(
         raise ValueError(
             f"labels need one entry per embedded point ({len(points)}), got {labels.shape}"
         )
-    symbols, sources, depth_A = _same_length(
-        labels, symbols=symbols, sources=sources, depth_A=depth_A
+    symbols, sources, depth_A, coordinate, fraction = _same_length(
+        labels,
+        symbols=symbols,
+        sources=sources,
+        depth_A=depth_A,
+        neighbour_coordinate=neighbour_coordinate,
+        neighbour_surface_fraction=neighbour_surface_fraction,
     )
     if surface_label == bulk_label:
         raise ValueError(f"the surface and bulk labels must differ, both are {surface_label}")
@@ -304,22 +384,27 @@ def place_solutes(
         mask = (sources == source) & (symbols == element)
         own = points[mask]
         centroid = own.mean(axis=0)
-        d_surface = float(np.linalg.norm(centroid - surface_centroid))
-        d_bulk = float(np.linalg.norm(centroid - bulk_centroid))
         placements.append(
             SolutePlacement(
                 source=str(source),
                 element=str(element),
                 n_points=int(mask.sum()),
                 label_fractions={int(k): float(np.mean(labels[mask] == k)) for k in all_labels},
-                distance_to_surface=d_surface,
-                distance_to_bulk=d_bulk,
-                surface_affinity=_affinity(d_surface, d_bulk),
+                distance_to_surface=float(np.linalg.norm(centroid - surface_centroid)),
+                distance_to_bulk=float(np.linalg.norm(centroid - bulk_centroid)),
                 spread=float(np.sqrt(((own - centroid) ** 2).sum(axis=1).mean())),
+                neighbour_surface_coordinate=_nanmean(coordinate[mask]),
+                neighbour_surface_fraction=_nanmean(fraction[mask]),
                 mean_depth_A=float(depth_A[mask].mean()),
             )
         )
     return placements
+
+
+def _nanmean(values: np.ndarray) -> float:
+    """Mean of the finite values; NaN when there are none (a solute with no host neighbour)."""
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float("nan")
 
 
 # ---------------------------------------------------------------- helpers
@@ -440,9 +525,3 @@ def _groups(sources: np.ndarray, symbols: np.ndarray) -> list[tuple[str, str]]:
     for pair in zip(sources.tolist(), symbols.tolist(), strict=True):
         seen.setdefault(pair)
     return list(seen)
-
-
-def _affinity(d_surface: float, d_bulk: float) -> float:
-    """d_bulk / (d_surface + d_bulk); 0.5 when both vanish (surface and bulk centroids coincide)."""
-    total = d_surface + d_bulk
-    return 0.5 if total == 0.0 else d_bulk / total

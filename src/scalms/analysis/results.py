@@ -116,7 +116,10 @@ class SolutePlacement:
 
     Distances are in the units of the embedding (PCA or UMAP coordinates, not Å): from the
     solute's centroid to the centroids of the host atoms carrying the surface and the bulk labels.
-    surface_affinity = d_bulk / (d_surface + d_bulk): 1 on the surface centroid, 0 on the bulk's.
+    A solute's own descriptors carry its element, which sets it apart from every host cluster;
+    its environment is read through its host neighbours (within the coordination cutoff): their
+    mean place on the bulk-to-surface axis (0 bulk centroid, 1 surface centroid) and the
+    fraction of them labelled surface. NaN when the solute never has a host neighbour.
     """
 
     source: str
@@ -125,6 +128,7 @@ class SolutePlacement:
     label_fractions: dict[int, float]  # every label of the clustering, summing to 1
     distance_to_surface: float
     distance_to_bulk: float
-    surface_affinity: float
     spread: float  # RMS distance of its points from their centroid, embedding units
+    neighbour_surface_coordinate: float
+    neighbour_surface_fraction: float
     mean_depth_A: float

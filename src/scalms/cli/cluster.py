@@ -184,14 +184,17 @@ def print_summary(console, output) -> None:
         console.print(table)
         if result.placements:
             table = Table(title=f"Solutes in the shared {reducer.upper()} embedding")
-            for column in ("run", "solute", "surface affinity", "spread", "depth (Å)"):
+            columns = ("run", "solute", "spread", "neighbours' surface coordinate",
+                       "neighbours labelled surface", "depth (Å)")  # fmt: skip
+            for column in columns:
                 table.add_column(column, justify="right")
             for p in result.placements:
                 table.add_row(
                     p.source,
                     p.element,
-                    f"{p.surface_affinity:.2f}",
                     f"{p.spread:.2f}",
+                    f"{p.neighbour_surface_coordinate:.2f}",
+                    f"{100 * p.neighbour_surface_fraction:.0f}%",
                     f"{p.mean_depth_A:.2f}",
                 )
             console.print(table)

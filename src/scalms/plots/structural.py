@@ -390,8 +390,8 @@ def label_table(summaries: Sequence[LabelSummary], *, caption: str | None = None
 def solute_table(placements: Sequence[SolutePlacement], *, caption: str | None = None) -> Table:
     """The solute placements as a report table, one row per (run, element).
 
-    Distances are in the units of the reduced descriptors, not Å; the affinity is 1 on the
-    host's surface centroid and 0 on its bulk centroid.
+    Distances are in the units of the reduced descriptors, not Å. The neighbours' coordinate is
+    their mean place between the host's bulk centroid (0) and surface centroid (1).
     """
     rows = [
         [
@@ -401,8 +401,9 @@ def solute_table(placements: Sequence[SolutePlacement], *, caption: str | None =
             _shares(p.label_fractions),
             f"{p.distance_to_surface:.3g}",
             f"{p.distance_to_bulk:.3g}",
-            f"{p.surface_affinity:.2f}",
             f"{p.spread:.3g}",
+            f"{p.neighbour_surface_coordinate:.2f}",
+            f"{100 * p.neighbour_surface_fraction:.0f}%",
             f"{p.mean_depth_A:.2f}",
         ]
         for p in placements
@@ -416,8 +417,9 @@ def solute_table(placements: Sequence[SolutePlacement], *, caption: str | None =
             "label fractions",
             "distance to surface",
             "distance to bulk",
-            "surface affinity",
             "spread",
+            "neighbours: surface coordinate",
+            "neighbours labelled surface",
             "mean depth [Å]",
         ],
         rows=rows,

@@ -164,7 +164,38 @@ def _number(symbol: str) -> int:
     return chemical_symbols.index(symbol)
 
 
-def _reduce_and_cluster(pooled: Pooled, reducer: str, settings: ClusterSettings) -> ReducerResult:
+def _neighbour_readings(
+    runs: list[SelectedRun],
+    pooled: Pooled,
+    coordinate: np.ndarray,
+    surface_points: np.ndarray,
+    settings: ClusterSettings,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per solute atom-frame, the mean surface coordinate of its host neighbours and the
+    fraction of them labelled surface, (M,) each (NaN for host atoms)."""
+    from scalms.analysis.clustering import neighbour_average
+
+    mean_coordinate = np.full(pooled.n_points, np.nan)
+    surface_fraction = np.full(pooled.n_points, np.nan)
+    for run in runs:
+        traj = run.trajectory
+        rows = pooled.slices[run.name]
+        shape = (traj.n_frames, traj.n_atoms)
+        host = traj.numbers == _number(settings.host)
+        for values, into in ((coordinate, mean_coordinate), (surface_points, surface_fraction)):
+            into[rows] = neighbour_average(
+                values[rows].reshape(shape),
+                traj.positions,
+                settings.coordination_cutoff_A,
+                centres=~host,
+                neighbours=host,
+            ).reshape(-1)
+    return mean_coordinate, surface_fraction
+
+
+def _reduce_and_cluster(
+    runs: list[SelectedRun], pooled: Pooled, reducer: str, settings: ClusterSettings
+) -> ReducerResult:
     from scalms.analysis.clustering import (
         bisecting_kmeans,
         order_labels,
@@ -172,6 +203,7 @@ def _reduce_and_cluster(pooled: Pooled, reducer: str, settings: ClusterSettings)
         reduce_descriptors,
         summarise_labels,
         surface_and_bulk_labels,
+        surface_coordinate,
     )
 
     started = time.perf_counter()
@@ -200,15 +232,20 @@ def _reduce_and_cluster(pooled: Pooled, reducer: str, settings: ClusterSettings)
         surface = bulk = None
     placements = []
     if surface is not None and bulk is not None:
+        axis = {"surface_label": surface, "bulk_label": bulk, "host": settings.host}
+        coordinate = surface_coordinate(embedding, labels, pooled.symbols, **axis)
+        neighbour_coordinate, neighbour_surface = _neighbour_readings(
+            runs, pooled, coordinate, (labels == surface).astype(float), settings
+        )
         placements = place_solutes(
             embedding,
             labels,
             pooled.symbols,
             pooled.sources,
             pooled.depth_A,
-            surface_label=surface,
-            bulk_label=bulk,
-            host=settings.host,
+            neighbour_coordinate,
+            neighbour_surface,
+            **axis,
         )
     return ReducerResult(
         reducer, embedding, labels, summaries, surface, bulk, placements, reduce_s, cluster_s
@@ -263,7 +300,9 @@ def analyse(
     results = {}
     for reducer in settings.reducers:
         say(f"{reducer} to {settings.dim} dimensions, then bisecting k-means")
-        results[reducer] = _reduce_and_cluster(pooled, reducer, settings)
+        results[reducer] = _reduce_and_cluster(
+            [d.run for d in described.runs], pooled, reducer, settings
+        )
     say("3D UMAP map for the figures")
     started = time.perf_counter()
     try:
