@@ -49,13 +49,25 @@ def _named(pdfs: PairDistributions) -> tuple[list[tuple[str, PairDistribution]],
     return named, mode
 
 
-def pair_distribution_figure(pdfs: PairDistributions, *, title: str | None = None) -> Figure:
+def _colours(named, colours: Mapping[str, str] | None) -> list[str]:
+    """Each curve's colour: the caller's for its name (labels keep theirs across figures where
+    some runs lack a label), else the house cycle by position."""
+    colours = colours or {}
+    return [colours.get(name, cycle_colour(i)) for i, (name, _) in enumerate(named)]
+
+
+def pair_distribution_figure(
+    pdfs: PairDistributions,
+    *,
+    title: str | None = None,
+    colours: Mapping[str, str] | None = None,
+) -> Figure:
     """Static figure: one line per pair distribution, r in Å, y titled by the mode."""
     named, mode = _named(pdfs)
     fig = new_figure(6.5, 4.2)
     ax = fig.add_subplot()
-    for i, (name, pdf) in enumerate(named):
-        ax.plot(pdf.r_A, pdf.g, color=cycle_colour(i), linewidth=1.5, label=name)
+    for colour, (name, pdf) in zip(_colours(named, colours), named, strict=True):
+        ax.plot(pdf.r_A, pdf.g, color=colour, linewidth=1.5, label=name)
     ax.set_xlabel(R_LABEL)
     ax.set_ylabel(PDF_Y_LABELS[mode])
     ax.set_xlim(0.0, max(pdf.r_max_A for _, pdf in named))
@@ -65,18 +77,23 @@ def pair_distribution_figure(pdfs: PairDistributions, *, title: str | None = Non
     return fig
 
 
-def pair_distribution_plotly(pdfs: PairDistributions, *, title: str | None = None) -> go.Figure:
+def pair_distribution_plotly(
+    pdfs: PairDistributions,
+    *,
+    title: str | None = None,
+    colours: Mapping[str, str] | None = None,
+) -> go.Figure:
     """Interactive figure with the same curves and names as :func:`pair_distribution_figure`."""
     named, mode = _named(pdfs)
     fig = go.Figure()
-    for i, (name, pdf) in enumerate(named):
+    for colour, (name, pdf) in zip(_colours(named, colours), named, strict=True):
         fig.add_trace(
             go.Scatter(
                 x=pdf.r_A,
                 y=pdf.g,
                 mode="lines",
                 name=name,
-                line={"color": cycle_colour(i), "width": 2},
+                line={"color": colour, "width": 2},
             )
         )
     plotly_layout(fig, title=title, x_title=R_LABEL, y_title=PDF_Y_LABELS[mode])
@@ -88,12 +105,13 @@ def save_pair_distribution(
     pdfs: PairDistributions,
     *,
     title: str | None = None,
+    colours: Mapping[str, str] | None = None,
     plotlyjs: PlotlyJs = "inline",
 ) -> FigureFiles:
     """Write `<stem>.png` and `<stem>.html` of the pair distributions."""
     return save_figure(
         stem,
-        pair_distribution_figure(pdfs, title=title),
-        pair_distribution_plotly(pdfs, title=title),
+        pair_distribution_figure(pdfs, title=title, colours=colours),
+        pair_distribution_plotly(pdfs, title=title, colours=colours),
         plotlyjs=plotlyjs,
     )

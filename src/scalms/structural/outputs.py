@@ -162,6 +162,7 @@ def write_outputs(
 
 
 def _figures(analysis: ClusterAnalysis, out: Path) -> list:
+    from scalms.plots._style import cycle_colour
     from scalms.plots.pdf import save_pair_distribution
     from scalms.plots.report import FigureEntry
     from scalms.plots.structural import (
@@ -226,6 +227,7 @@ def _figures(analysis: ClusterAnalysis, out: Path) -> list:
                         folder / f"pdf_{reducer}_{run.name}",
                         curves,
                         title=f"{run.name}: PDF of each {name} label (all atoms as neighbours)",
+                        colours={k: cycle_colour(int(k.split()[-1])) for k in curves},
                         plotlyjs=js,
                     ),
                     f"{run.name}: pair distribution of each label's atoms against all atoms.",
