@@ -36,7 +36,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -45,6 +44,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_description
 
 OUT = Path(__file__).parent / "results" / "analysis_speed.csv"
 PRECISION_OUT = OUT.with_name("pdf_precision.csv")
@@ -194,17 +194,6 @@ def run_child(
     return figures, np.load(out)
 
 
-def machine() -> str:
-    model = ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{platform.machine()} {model}, {os.cpu_count()} cores".strip()
-
-
 def compare(task: str, ours: np.ndarray, theirs: np.ndarray, n_frames: int) -> str:
     """How far our answer is from MDAnalysis's, in words."""
     difference = np.abs(ours - theirs)
@@ -235,7 +224,7 @@ def compare_pdf_precision(args) -> None:
     """
     kernel = args.engine if args.device == "cpu" else "torch"
     load = os.getloadavg()
-    where = machine()
+    where = cpu_description()
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for threads in args.threads:
@@ -343,7 +332,7 @@ def main() -> None:
     load = os.getloadavg()
     print(f"{n_frames} frames x {n_atoms} atoms, load average at start {load[0]:.2f}", flush=True)
     rows, agreement = [], {}
-    where = machine()
+    where = cpu_description()
 
     def row(task, implementation, figures, factor=1.0, note=""):
         return {

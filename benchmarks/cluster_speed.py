@@ -30,11 +30,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_description
 
 from scalms.analysis import clustering
 from scalms.analysis.clustering import bisecting_kmeans, embedding_map, standardise
@@ -106,17 +106,6 @@ def adjusted_rand(a: np.ndarray, b: np.ndarray) -> float:
     return float(adjusted_rand_score(a, b))
 
 
-def machine() -> str:
-    model = ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{platform.machine()} {model}, {os.cpu_count()} cores".strip()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=100_000)
@@ -178,7 +167,7 @@ def main() -> None:
         )
     load_end = os.getloadavg()[0]
     report = {
-        "machine": machine(),
+        "machine": cpu_description(),
         "load_average": {"start": round(load_start, 2), "end": round(load_end, 2)},
         "points": args.points,
         "width": args.width,

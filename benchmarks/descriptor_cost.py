@@ -20,10 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
+
+from _machine import cpu_description
 
 from scalms.config import load_config
 from scalms.models.loading import load, load_describer
@@ -66,7 +67,7 @@ def measure(entry, shells: int, repeats: int) -> dict:
         "descriptor_over_force": descriptor_s / force_s,
         "repeats": repeats,
         "threads": os.environ.get("OMP_NUM_THREADS", "default"),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_description(),
         "load_average_1min": os.getloadavg()[0],
     }
 

@@ -30,12 +30,12 @@ import argparse
 import csv
 import datetime
 import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from _machine import cpu_description
 from ase import Atoms
 
 RESULTS = Path(__file__).parent / "results"
@@ -66,14 +66,7 @@ COLUMNS = [
 
 def machine(device: str) -> str:
     """CPU model and core count, and the GPU's name when running on CUDA."""
-    model = ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    where = f"{platform.machine()} {model}, {os.cpu_count()} cores".strip()
+    where = cpu_description()
     if device.startswith("cuda"):
         import torch
 
