@@ -3,6 +3,8 @@ the labels file, the composition of the analysis on given descriptors, and bad i
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from ase.cluster import Icosahedron
@@ -16,7 +18,7 @@ from scalms.structural.cluster import ClusterSettings, analyse
 from scalms.structural.descriptors import DescriptorSet, RunDescriptors
 from scalms.structural.outputs import write_outputs
 from scalms.structural.selection import FrameSelection, SelectionError, select_runs
-from scalms.testing import GA_FCC_LATTICE_A
+from scalms.testing import GA_FCC_LATTICE_A, ga_bulk, ga_cluster
 from tests.test_bad_input import refused
 
 SEVENNET = "SevenNet:\n  models:\n    7net-0: {}\n"
@@ -116,12 +118,26 @@ def test_analysis_separates_core_from_shell_and_writes_labels_per_atom_and_frame
     trajectory, tmp_path
 ):
     path, core = trajectory
+    small = tmp_path / "Ga55.extxyz"  # a second run of another size shares the embedding
+    write(small, [ga_cluster(3, "Ga", 1, seed=i, rattle_A=0.05) for i in range(4)])
     selection = FrameSelection(every=2)
-    (run,) = select_runs([path], selection)
+    run, other = select_runs([path, small], selection)
+    small_core = np.zeros(55, bool)
+    small_core[np.argsort(np.linalg.norm(other.trajectory.positions[0] - 20.0, axis=1))[:13]] = True
+    given = _given_descriptors(run, core)
+    given_small = _given_descriptors(other, small_core, seed=1)
+    described = DescriptorSet([*given.runs, *given_small.runs], "given", 0.0, None)
     settings = ClusterSettings(n_clusters=2, dim=3, reducers=("pca",), map_points=200)
-    analysis = analyse(_given_descriptors(run, core), settings, selection)
+    analysis = analyse(described, settings, selection)
     result = analysis.results["pca"]
-    labels = result.labels.reshape(3, 147)
+    rows = analysis.pooled.slices
+    assert (rows["Ga146Pt"], rows["Ga55"]) == (slice(0, 441), slice(441, 551))
+    small_labels = result.labels[rows["Ga55"]].reshape(2, 55)
+    assert (
+        adjusted_rand_score(np.broadcast_to(small_core, (2, 55)).ravel(), small_labels.ravel())
+        > 0.9
+    )
+    labels = result.labels[rows["Ga146Pt"]].reshape(3, 147)
     truth = np.broadcast_to(core, labels.shape)
     assert adjusted_rand_score(truth.ravel(), labels.ravel()) > 0.9
     # label 0 is nearest the surface: the shell; the core is deeper and more coordinated
@@ -131,14 +147,34 @@ def test_analysis_separates_core_from_shell_and_writes_labels_per_atom_and_frame
     assert inner.mean_coordination == pytest.approx(12.0, abs=0.5)
     assert analysis.map_coords.shape == (200, 3)
 
-    output = write_outputs(analysis, tmp_path / "out", plot=False)
+    out = tmp_path / "out"
+    (out / "figures").mkdir(parents=True)
+    for stale in ("labels_umap.csv", "figures/map_3d_umap.png", "figures/pdf_pca_gone.html"):
+        (out / stale).write_text("from an earlier run")
+    output = write_outputs(analysis, out, plot=True)
     stored = read_cluster_file(output.labels_file)
-    (labelled,) = stored.runs
+    labelled, labelled_small = stored.runs
     np.testing.assert_array_equal(labelled.labels["pca"], labels)
+    np.testing.assert_array_equal(labelled_small.labels["pca"], small_labels)
     np.testing.assert_array_equal(labelled.frames, [0, 2, 4])
     assert labelled.positions.shape == (3, 147, 3)
     assert stored.settings["n_clusters"] == 2
-    assert (tmp_path / "out" / "labels_pca.csv").read_text().startswith("label")
+    assert (out / "labels_pca.csv").read_text().startswith("label")
+    figures = {p.name for p in (out / "figures").iterdir()}
+    assert {"pdf_pca_Ga146Pt.png", "pdf_pca_Ga55.html", "map_3d_pca.png"} <= figures
+    assert not {"labels_umap.csv", "map_3d_umap.png", "pdf_pca_gone.html"} & (
+        figures | {p.name for p in out.iterdir()}
+    )  # an earlier run's outputs that no longer match clusters.h5 are gone
+    assert output.report.stat().st_size > 0
+    summary = json.loads((out / "summary.json").read_text())  # strict JSON: no NaN
+    assert summary["reducers"]["pca"]["dimensions"] == 3
+
+
+def test_a_periodic_run_is_refused_naming_it(tmp_path):
+    path = tmp_path / "bulk.extxyz"
+    write(path, [ga_bulk(2, seed=i) for i in range(2)])
+    with pytest.raises(SelectionError, match="is periodic: analyze cluster reads nanoparticles"):
+        select_runs([path], FrameSelection(every=1))
 
 
 def test_more_clusters_than_atom_frames_is_refused_before_any_child(trajectory, tmp_path):

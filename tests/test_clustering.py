@@ -129,8 +129,12 @@ def test_bad_arguments_raise_one_clear_value_error(call, message):
         call(descriptors)
 
 
-def test_reducers_are_the_two_the_cli_offers():
-    assert REDUCERS == ("pca", "umap")
+def test_every_reducer_the_cli_offers_is_one_the_analysis_knows():
+    from scalms.cli.cluster import Reducer
+    from scalms.structural.cluster import REDUCER_CHOICES
+
+    assert set(REDUCER_CHOICES) == {choice.value for choice in Reducer}
+    assert {r for chosen in REDUCER_CHOICES.values() for r in chosen} == set(REDUCERS)
 
 
 def test_order_labels_numbers_clusters_by_increasing_mean_key():

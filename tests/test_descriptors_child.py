@@ -82,11 +82,15 @@ def _descriptor_task(entry: ModelEntry, folder: Path, inputs: dict[str, list[Ato
 
 
 def _read(path: Path) -> tuple[dict, dict[str, np.ndarray], dict[str, str]]:
-    """Root attributes, each group's descriptors and each group's ``path`` attribute."""
+    """The job's attributes, and each input's descriptors and ``path`` from its own file."""
     with h5py.File(path, "r") as handle:
         attrs = dict(handle.attrs)
-        arrays = {label: handle[label]["descriptors"][()] for label in handle}
-        paths = {label: handle[label].attrs["path"] for label in handle}
+    arrays, paths = {}, {}
+    for label in json.loads(attrs["inputs"]):
+        with h5py.File(descriptor_job.input_output(path, label), "r") as handle:
+            assert handle.attrs["complete"] and handle.attrs["width"] == attrs["width"]
+            arrays[label] = handle["descriptors"][()]
+            paths[label] = handle.attrs["path"]
     return attrs, arrays, paths
 
 
@@ -162,11 +166,9 @@ def test_sevennet_descriptors_are_invariant_per_atom_rows_in_a_complete_file(tmp
     assert paths == {label: str(tmp_path / f"{label}.extxyz") for label in inputs}
     progress = [e for e in events if e["event"] == "progress"]
     assert (progress[-1]["done"], progress[-1]["total"]) == (6, 6)
-    assert sorted(p.name for p in task.output.parent.iterdir()) == [
-        "child.log",
-        "descriptors.h5",
-        "task.json",
-    ]  # no temporary file left beside the result
+    assert sorted(p.name for p in task.output.parent.iterdir()) == sorted(
+        ["child.log", "descriptors.h5", "task.json", *(f"descriptors.{k}.h5" for k in inputs)]
+    )  # no temporary file left beside the results
 
     original = arrays["frames"]
     assert original.shape == (2, n_atoms, SEVENNET_0_WIDTH) and original.dtype == np.float32

@@ -195,3 +195,15 @@ def status(family: Family, entries: list[ModelEntry], python: Path | None = None
     managed = python == managed_python(family)
     current = is_current(family) if managed else True
     return EnvStatus(family, python, True, current, probe(family, entries, python), entries)
+
+
+def installed_version(python: Path, distribution: str) -> str | None:
+    """The version of ``distribution`` in the environment of ``python``, read from its
+    dist-info without starting the interpreter; None when it is not installed there."""
+    from importlib.metadata import distributions
+
+    environment = Path(python).parent.parent
+    for site in sorted(environment.glob("lib/python*/site-packages")):
+        for found in distributions(name=distribution, path=[str(site)]):
+            return found.version
+    return None

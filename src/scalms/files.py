@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -106,6 +107,16 @@ def atomic_write_text(path: Path | str, text: str) -> Path:
 
 def atomic_write_json(path: Path | str, data: Any, *, indent: int | None = 2) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=indent, default=str))
+
+
+def file_sha256(path: Path | str) -> str:
+    """The SHA-256 of a file's content: how a record knows its inputs, whatever their names
+    or times."""
+    hasher = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            hasher.update(block)
+    return hasher.hexdigest()
 
 
 def read_json(path: Path | str, what: str = "file", fix: str = "") -> Any:

@@ -165,7 +165,8 @@ def print_summary(console, output) -> None:
         f"{described.n_atom_frames} atom-frames; {how}"
     )
     for reducer, result in output.analysis.results.items():
-        table = Table(title=f"{reducer.upper()} labels (0 nearest the surface)")
+        dims = result.embedding.shape[1]
+        table = Table(title=f"{reducer.upper()} to {dims} dimensions: labels (0 nearest surface)")
         for column in ("label", "atom-frames", "elements", "coordination", "depth (Å)"):
             table.add_column(column, justify="left" if column == "elements" else "right")
         for s in result.summaries:
@@ -193,10 +194,20 @@ def print_summary(console, output) -> None:
                     p.source,
                     p.element,
                     f"{p.spread:.2f}",
-                    f"{p.neighbour_surface_coordinate:.2f}",
-                    f"{100 * p.neighbour_surface_fraction:.0f}%",
+                    _number(p.neighbour_surface_coordinate, "{:.2f}"),
+                    _number(100 * p.neighbour_surface_fraction, "{:.0f}%"),
                     f"{p.mean_depth_A:.2f}",
                 )
             console.print(table)
+    for note in described.notes:
+        console.print(f"[yellow]note[/]: {note}")
+    incomplete = [d.run.name for d in described.runs if not d.run.trajectory.complete]
+    if incomplete:
+        console.print(f"[yellow]note[/]: incomplete runs, described as far as saved: {incomplete}")
     where = output.report or output.summary
     console.print(f"labels: {output.labels_file}; report: {where}")
+
+
+def _number(value: float, form: str) -> str:
+    """``value`` in ``form``, or a dash where it is undefined (a solute without host neighbours)."""
+    return form.format(value) if value == value else "–"

@@ -5,9 +5,11 @@ results go to, so the cache lives outside the output folder: ``--cache-dir``, el
 ``$SCALMS_CACHE_DIR``, else ``$XDG_CACHE_HOME/scalms/descriptors`` (``~/.cache/...``).
 
 The key hashes what the descriptors depend on: the selected frames' content (atomic numbers,
-positions, cell, periodicity, as read), their indices, and the model (name, family, options, and
-the weights file's content where the entry names one). A changed trajectory or retrained model
-gets a new key; a renamed or moved file keeps its entries.
+positions, cell, periodicity, as read), their indices, the model (name, family, options, the
+weights file's content where the entry names one, and the version of the family's package in
+its environment: a bundled checkpoint such as SevenNet-0 ships inside it), and the version of
+the descriptor job itself. A changed trajectory, retrained model, upgraded package or changed
+descriptor definition gets a new key; a renamed or moved file keeps its entries.
 """
 
 from __future__ import annotations
@@ -22,12 +24,11 @@ import h5py
 import numpy as np
 
 from scalms.config import ModelEntry
-from scalms.files import atomic_path
+from scalms.files import atomic_path, file_sha256
 from scalms.structural.selection import SelectedRun
 
 FORMAT = "scalms-descriptor-cache"
 VERSION = 1
-_CHUNK = 1 << 20
 
 
 def default_cache_dir() -> Path:
@@ -37,19 +38,22 @@ def default_cache_dir() -> Path:
     return Path(base) / "scalms" / "descriptors"
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def model_identity(entry: ModelEntry) -> dict:
     """What a model's descriptors depend on, as plain data."""
-    identity = {"name": entry.name, "family": entry.family, "options": entry.options}
+    from scalms.envs import installed_version
+    from scalms.structural.descriptor_job import VERSION as JOB_VERSION
+
+    identity = {
+        "name": entry.name,
+        "family": entry.family,
+        "options": entry.options,
+        "descriptor_job": JOB_VERSION,
+    }
+    distribution = entry.family_info.distribution
+    if distribution:
+        identity["package"] = f"{distribution} {installed_version(entry.python, distribution)}"
     if entry.model_path is not None and Path(entry.model_path).is_file():
-        identity["weights_sha256"] = _file_digest(Path(entry.model_path))
+        identity["weights_sha256"] = file_sha256(Path(entry.model_path))
     return identity
 
 
@@ -72,11 +76,13 @@ def cache_key(run: SelectedRun, model: dict) -> str:
 
 @dataclass(frozen=True)
 class CachedDescriptors:
-    """Descriptors (F, N, W) of one run, with how they were made."""
+    """Descriptors (F, N, W) of one run, with how they were made (``versions``: JSON of the
+    software that computed them)."""
 
     values: np.ndarray
     source: str
     compute_time_s: float
+    versions: str = "{}"
 
 
 class DescriptorCache:
@@ -101,6 +107,7 @@ class DescriptorCache:
                     values=handle["descriptors"][()],
                     source=str(handle.attrs["source"]),
                     compute_time_s=float(handle.attrs["compute_time_s"]),
+                    versions=str(handle.attrs.get("versions", "{}")),
                 )
         except (OSError, KeyError):
             return None
@@ -115,6 +122,7 @@ class DescriptorCache:
                 model=model,
                 source=entry.source,
                 compute_time_s=entry.compute_time_s,
+                versions=entry.versions,
                 trajectory=str(run.path),
                 run=run.name,
             )

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from ase.data import chemical_symbols
 
+from scalms.analysis._common import element_number
 from scalms.analysis.results import LabelSummary, PairDistribution, SolutePlacement
 from scalms.errors import ScalmsError
 from scalms.structural.descriptors import DescriptorSet
@@ -57,9 +58,11 @@ class ClusterSettings:
             problems.append(f"--reducer must be pca, umap or both, got {self.reducers}")
         if self.umap_neighbors < 2 or self.umap_min_dist < 0:
             problems.append("--umap-neighbors must be >= 2 and --umap-min-dist >= 0")
-        if self.coordination_cutoff_A <= 0 or self.n_surface < 1 or self.map_points < 10:
-            problems.append("--coordination-cutoff-A, --surface-atoms and --map-points must be > 0")
-        if self.host not in chemical_symbols:
+        if self.coordination_cutoff_A <= 0 or self.n_surface < 1:
+            problems.append("--coordination-cutoff-A and --surface-atoms must be > 0")
+        if self.map_points < 10:
+            problems.append(f"--map-points must be at least 10, got {self.map_points}")
+        if self.host not in chemical_symbols[1:]:
             problems.append(f"--host '{self.host}' is not an element symbol")
         if problems:
             raise ScalmsError("; ".join(problems))
@@ -131,7 +134,10 @@ def pool(described: DescriptorSet, settings: ClusterSettings) -> Pooled:
     for item in described.runs:
         traj = item.run.trajectory
         n_frames, n_atoms = traj.n_frames, traj.n_atoms
-        surface = (settings.host,) if np.any(traj.numbers == _number(settings.host)) else ()
+        n_host = int(np.count_nonzero(traj.numbers == element_number(settings.host)))
+        # the surface is made of host atoms where there are any, of all atoms otherwise
+        surface = (settings.host,) if n_host else ()
+        n_surface = min(settings.n_surface, n_host or n_atoms)
         parts["x"].append(item.values.reshape(n_frames * n_atoms, -1))
         parts["sym"].append(np.tile(np.asarray(traj.symbols), n_frames))
         parts["src"].append(np.full(n_frames * n_atoms, item.run.name))
@@ -142,7 +148,7 @@ def pool(described: DescriptorSet, settings: ClusterSettings) -> Pooled:
             traj.positions,
             traj.masses,
             traj.numbers,
-            n_surface=min(settings.n_surface, n_atoms),
+            n_surface=n_surface,
             surface_elements=surface,
         )
         parts["d"].append(depth.reshape(-1))
@@ -158,10 +164,6 @@ def pool(described: DescriptorSet, settings: ClusterSettings) -> Pooled:
         distance_A=np.concatenate(parts["r"]),
         slices=slices,
     )
-
-
-def _number(symbol: str) -> int:
-    return chemical_symbols.index(symbol)
 
 
 def _neighbour_readings(
@@ -181,7 +183,7 @@ def _neighbour_readings(
         traj = run.trajectory
         rows = pooled.slices[run.name]
         shape = (traj.n_frames, traj.n_atoms)
-        host = traj.numbers == _number(settings.host)
+        host = traj.numbers == element_number(settings.host)
         for values, into in ((coordinate, mean_coordinate), (surface_points, surface_fraction)):
             into[rows] = neighbour_average(
                 values[rows].reshape(shape),

@@ -1,9 +1,11 @@
 """The ``descriptors`` job (child side): per-atom invariant descriptors of frames with one model.
 
 ``task.params = {"inputs": [{"label": str, "path": str}, ...]}``; each path holds frames of the
-same atoms in the same order (a trajectory). ``task.output`` (HDF5) gets one group per label with
-a ``descriptors`` dataset (frames, atoms, width) in float32, and root attributes saying how they
-were made; ``complete`` is written last, and the file appears under its name only when whole.
+same atoms in the same order (a trajectory). Each input gets its own HDF5 file
+(`input_output(task.output, label)`) with a ``descriptors`` dataset (frames, atoms, width) in
+float32 and attributes saying how they were made, renamed into place when whole: a child killed
+on the third input leaves the first two for the cache. ``task.output`` is written last, with the
+same attributes over all inputs: its presence says the job finished.
 """
 
 from __future__ import annotations
@@ -118,30 +120,36 @@ def _describe(describer: Describer, item: DescriptorInput, index: int) -> np.nda
     return values
 
 
+def input_output(output: Path, label: str) -> Path:
+    """The file of one input's descriptors, beside the job's ``output``."""
+    return output.with_name(f"{output.stem}.{label}{output.suffix}")
+
+
 def _write_input(
     handle: h5py.File,
     describer: Describer,
     item: DescriptorInput,
     progress: _Progress,
-    timer: _Timer,
-) -> None:
-    """Describe every frame of ``item`` into its group, frame by frame (memory: one frame)."""
-    group = handle.create_group(item.label)
-    group.attrs["path"] = str(item.path)
+) -> float:
+    """Describe every frame of ``item`` into ``handle``, frame by frame (memory: one frame);
+    return the seconds spent in the describer."""
+    handle.attrs["path"] = str(item.path)
     dataset = None
+    compute_s = 0.0
     for index in range(len(item.frames)):
         started = time.perf_counter()
         values = _describe(describer, item, index)
-        timer.compute_time_s += time.perf_counter() - started
+        compute_s += time.perf_counter() - started
         if dataset is None:
             shape = (len(item.frames), *values.shape)
-            dataset = group.create_dataset("descriptors", shape=shape, dtype="float32")
+            dataset = handle.create_dataset("descriptors", shape=shape, dtype="float32")
         elif values.shape[1] != dataset.shape[2]:
             raise RuntimeError(
                 f"descriptor width changed from {dataset.shape[2]} to {values.shape[1]}"
             )
         dataset[index] = values.astype(np.float32)
         progress.step()
+    return compute_s
 
 
 def run(task: Task, device: str) -> None:
@@ -155,23 +163,34 @@ def run(task: Task, device: str) -> None:
     timer = _Timer(load_time_s=time.perf_counter() - started)
     emit("status", message=f"{describer.source} on {device}")
     progress = _Progress(sum(len(item.frames) for item in inputs))
+    made = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": task.model.name,
+        "family": task.model.family,
+        "device": device,
+        "source": describer.source,
+        "load_time_s": timer.load_time_s,
+        "versions": json.dumps(software_versions(task.model)),
+    }
+    for item in inputs:
+        with atomic_path(input_output(task.output, item.label)) as tmp, h5py.File(tmp, "w") as f:
+            compute_s = _write_input(f, describer, item, progress)
+            timer.compute_time_s += compute_s
+            f.attrs.update(made)
+            f.attrs.update(
+                width=int(describer.width),
+                compute_time_s=compute_s,
+                n_atom_frames=len(item.frames) * len(item.frames[0]),
+            )
+            f.flush()
+            f.attrs["complete"] = True
     with atomic_path(task.output) as tmp, h5py.File(tmp, "w") as handle:
-        for item in inputs:
-            _write_input(handle, describer, item, progress, timer)
+        handle.attrs.update(made)
         handle.attrs.update(
-            {
-                "format": FORMAT,
-                "version": VERSION,
-                "model": task.model.name,
-                "family": task.model.family,
-                "device": device,
-                "source": describer.source,
-                "width": int(describer.width),
-                "load_time_s": timer.load_time_s,
-                "compute_time_s": timer.compute_time_s,
-                "n_atom_frames": sum(len(i.frames) * len(i.frames[0]) for i in inputs),
-                "versions": json.dumps(software_versions(task.model)),
-            }
+            width=int(describer.width),
+            compute_time_s=timer.compute_time_s,
+            n_atom_frames=sum(len(i.frames) * len(i.frames[0]) for i in inputs),
+            inputs=json.dumps([item.label for item in inputs]),
+            complete=True,
         )
-        handle.flush()
-        handle.attrs["complete"] = True

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -18,6 +18,7 @@ import numpy as np
 from scalms.config import ModelEntry
 from scalms.errors import ScalmsError
 from scalms.structural.cache import CachedDescriptors, DescriptorCache, cache_key, model_identity
+from scalms.structural.descriptor_job import input_output
 from scalms.structural.selection import SelectedRun
 from scalms.workers.fanout import Reporter, run_models
 from scalms.workers.task import Task
@@ -38,6 +39,7 @@ class RunDescriptors:
     source: str
     compute_time_s: float
     cached: bool
+    versions: str = "{}"
 
     @property
     def width(self) -> int:
@@ -52,6 +54,7 @@ class DescriptorSet:
     model: str
     wall_s: float
     child_log: Path | None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def cache_hits(self) -> int:
@@ -83,25 +86,32 @@ def _write_inputs(runs: list[SelectedRun], folder: Path) -> list[dict]:
     return inputs
 
 
-def _read_output(path: Path, runs: list[SelectedRun]) -> dict[str, CachedDescriptors]:
-    """The child's descriptor file, split per run; its compute time is shared out by atom-frames."""
+def _read_input_file(path: Path, run: SelectedRun) -> CachedDescriptors | None:
+    """One input's descriptors as the child wrote them, or None when the child did not get to
+    it (the file is absent: it is renamed into place only when whole)."""
+    from scalms.structural.descriptor_job import FORMAT, VERSION
+
+    if not path.is_file():
+        return None
     with h5py.File(path, "r") as handle:
-        if not handle.attrs.get("complete", False):
-            raise DescriptorJobFailed(f"descriptor file {path} is incomplete")
-        source = str(handle.attrs["source"])
-        total_s = float(handle.attrs["compute_time_s"])
-        total = sum(run.n_atom_frames for run in runs)
-        found = {}
-        for run in runs:
-            values = handle[run.name]["descriptors"][()]
-            expected = (run.trajectory.n_frames, run.trajectory.n_atoms)
-            if values.shape[:2] != expected:
-                raise DescriptorJobFailed(
-                    f"descriptor file {path} holds {values.shape[:2]} for {run.name}, "
-                    f"expected {expected}"
-                )
-            found[run.name] = CachedDescriptors(values, source, total_s * run.n_atom_frames / total)
-    return found
+        attrs = handle.attrs
+        if attrs.get("format") != FORMAT or attrs.get("version") != VERSION:
+            raise DescriptorJobFailed(
+                f"{path} is not a descriptor file of this scalms (format {attrs.get('format')!r}, "
+                f"version {attrs.get('version')!r}); is the model environment's scalms older?"
+            )
+        values = handle["descriptors"][()]
+        expected = (run.trajectory.n_frames, run.trajectory.n_atoms)
+        if values.shape[:2] != expected or not attrs.get("complete", False):
+            raise DescriptorJobFailed(
+                f"{path} holds {values.shape[:2]} descriptors for {run.name}, expected {expected}"
+            )
+        return CachedDescriptors(
+            values,
+            str(attrs["source"]),
+            float(attrs["compute_time_s"]),
+            str(attrs.get("versions", "{}")),
+        )
 
 
 def compute_descriptors(
@@ -120,7 +130,8 @@ def compute_descriptors(
     child and stored in the cache (also with ``use_cache=False``, which only skips reading).
 
     ``workdir`` holds the child's inputs, log and output while it runs; the inputs and output are
-    removed once the cache holds them (the log stays).
+    removed once the cache holds them (the log stays). A child that fails after finishing some
+    runs leaves those in the cache, so the next call computes only the rest.
     """
     from scalms.models.loading import check_descriptors
 
@@ -137,9 +148,13 @@ def compute_descriptors(
                 found[run.name] = hit
     missing = [run for run in runs if run.name not in found]
     log = None
+    notes: list[str] = []
     if missing:
         inputs_dir = workdir / "descriptor_inputs"
         inputs = _write_inputs(missing, inputs_dir)
+        output = workdir / entry.name / "descriptors.h5"
+        for run in missing:  # an earlier, killed run's files describe other frames
+            input_output(output, run.name).unlink(missing_ok=True)
 
         def make_task(model: ModelEntry, model_dir: Path) -> Task:
             return Task(
@@ -153,20 +168,29 @@ def compute_descriptors(
 
         (outcome,) = run_models([entry], make_task, workdir, reporter=reporter, timeout_s=timeout_s)
         log = outcome.log
-        if not outcome.ok:
-            # Never started (no environment, a bad entry): the user's to fix, exit 2. Started
-            # and failed (elements, weights, a crash): the child's own words and its log, exit 1.
-            if outcome.log is None:
-                raise ScalmsError(f"model '{entry.name}': {outcome.reason}")
-            raise DescriptorJobFailed(
-                f"descriptors with model '{entry.name}' failed: {outcome.reason} "
-                f"(log: {outcome.log})"
-            )
-        computed = _read_output(outcome.output, missing)
+        # What the child finished is kept, even when it failed later: one file per input.
         for run in missing:
-            cache.store(keys[run.name], computed[run.name], run, entry.name)
-        found.update(computed)
-        outcome.output.unlink(missing_ok=True)
+            computed = _read_input_file(input_output(output, run.name), run)
+            if computed is None:
+                continue
+            found[run.name] = computed
+            try:
+                cache.store(keys[run.name], computed, run, entry.name)
+            except OSError as err:  # a read-only or full cache costs the next run, not this one
+                notes.append(f"descriptors of {run.name} not cached ({err})")
+        if not outcome.ok:
+            kept = sum(run.name in found for run in missing)
+            where = f" (log: {outcome.log})" if outcome.log else ""
+            saved = f"; {kept} of {len(missing)} runs were described and cached" if kept else ""
+            message = f"descriptors with model '{entry.name}': {outcome.reason}{where}{saved}"
+            # Never started (no environment) or refused (elements, weights): the user's to fix,
+            # exit 2; a crash: exit 1.
+            if outcome.log is None or outcome.refused:
+                raise ScalmsError(message)
+            raise DescriptorJobFailed(message)
+        for run in missing:
+            input_output(output, run.name).unlink(missing_ok=True)
+        output.unlink(missing_ok=True)
         shutil.rmtree(inputs_dir, ignore_errors=True)
     described = [
         RunDescriptors(
@@ -175,10 +199,14 @@ def compute_descriptors(
             source=found[run.name].source,
             compute_time_s=found[run.name].compute_time_s,
             cached=run.name not in {m.name for m in missing},
+            versions=found[run.name].versions,
         )
         for run in runs
     ]
     widths = {d.width for d in described}
     if len(widths) > 1:
-        raise ScalmsError(f"descriptors of different widths {sorted(widths)} cannot be pooled")
-    return DescriptorSet(described, entry.name, time.perf_counter() - started, log)
+        raise ScalmsError(
+            f"descriptors of different widths {sorted(widths)} cannot be pooled; "
+            "rerun with --no-cache if the model changed"
+        )
+    return DescriptorSet(described, entry.name, time.perf_counter() - started, log, notes)

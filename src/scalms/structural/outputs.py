@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -89,10 +91,13 @@ def summary_record(analysis: ClusterAnalysis) -> dict:
                 "path": str(d.run.path),
                 "frames": len(d.run.frames),
                 "atoms": d.run.trajectory.n_atoms,
+                "complete": d.run.trajectory.complete,
                 "cached": d.cached,
+                "versions": json.loads(d.versions),
             }
             for d in described.runs
         ],
+        "notes": described.notes,
         "atom_frames": n_points,
         "descriptors": {
             "cache_hits": described.cache_hits,
@@ -108,6 +113,7 @@ def summary_record(analysis: ClusterAnalysis) -> dict:
         },
         "reducers": {
             reducer: {
+                "dimensions": int(result.embedding.shape[1]),
                 "surface_label": result.surface_label,
                 "bulk_label": result.bulk_label,
                 "labels": [asdict(s) for s in result.summaries],
@@ -140,25 +146,59 @@ def write_outputs(
     out = Path(out)
     say("writing clusters.h5")
     labels_file = write_cluster_file(out / "clusters.h5", labels_file_data(analysis))
-    summary = atomic_write_json(out / "summary.json", summary_record(analysis))
+    summary = atomic_write_json(out / "summary.json", _json_safe(summary_record(analysis)))
+    written = {labels_file, summary}
     tables = []
     for reducer, result in analysis.results.items():
         table = label_table(result.summaries)
         tables.append(Table(f"{reducer.upper()}: {table.caption}", table.header, table.rows))
-        atomic_write_text(out / f"labels_{reducer}.csv", _csv(table))
+        written.add(atomic_write_text(out / f"labels_{reducer}.csv", _csv(table)))
         if result.placements:
             solutes = solute_table(result.placements)
             tables.append(
                 Table(f"{reducer.upper()}: {solutes.caption}", solutes.header, solutes.rows)
             )
-            atomic_write_text(out / f"solutes_{reducer}.csv", _csv(solutes))
+            written.add(atomic_write_text(out / f"solutes_{reducer}.csv", _csv(solutes)))
     figures, report = [], None
     if plot:
         say("figures")
         entries = _figures(analysis, out)
         figures = [e.png for e in entries if e.png is not None]
         report = _report(analysis, out, tables, entries)
+        written |= {report, *figures, *(e.html for e in entries if e.html is not None)}
+    _remove_stale(out, written)
     return ClusterOutput(analysis, out, labels_file, summary, report, figures)
+
+
+OUTPUT_PATTERNS = (
+    "labels_*.csv",
+    "solutes_*.csv",
+    "report.html",
+    "figures/*.png",
+    "figures/*.html",
+)
+"""What this command writes in its folder: an earlier run's files that this one did not write
+again (another reducer, a run now left out, a report with --no-plot) would not match
+clusters.h5, so they go."""
+
+
+def _remove_stale(out: Path, written: set[Path]) -> None:
+    keep = {path.resolve() for path in written}
+    for pattern in OUTPUT_PATTERNS:
+        for path in out.glob(pattern):
+            if path.resolve() not in keep:
+                path.unlink(missing_ok=True)
+
+
+def _json_safe(value):
+    """``value`` with NaN and infinities as None: JSON has no NaN, and strict readers refuse it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _figures(analysis: ClusterAnalysis, out: Path) -> list:
@@ -205,6 +245,7 @@ def _figures(analysis: ClusterAnalysis, out: Path) -> list:
                     traj.positions[-1],
                     labels[-1],
                     np.asarray(traj.symbols),
+                    host=analysis.settings.host,
                     title=f"{run.name}, frame {int(run.frames[-1])}: {name} labels",
                     plotlyjs=js,
                 ),
@@ -272,12 +313,20 @@ def _report(analysis: ClusterAnalysis, out: Path, tables: list[Table], entries: 
         "frames": analysis.selection.describe(),
         "atom-frames": analysis.pooled.n_points,
         "descriptor cache": f"{described.cache_hits} of {len(described.runs)} runs from the cache",
-        "reduction": f"{' and '.join(settings.reducers)} to {settings.dim} dimensions "
-        f"(UMAP: {settings.umap_neighbors} neighbours, min_dist {settings.umap_min_dist})",
+        "reduction": ", ".join(
+            f"{k} to {r.embedding.shape[1]} dimensions" for k, r in analysis.results.items()
+        )
+        + f" (asked: {settings.dim}; UMAP: {settings.umap_neighbors} neighbours, "
+        f"min_dist {settings.umap_min_dist})",
         "clustering": f"bisecting k-means, {settings.n_clusters} clusters, seed {settings.seed}",
         "coordination cutoff": f"{settings.coordination_cutoff_A} Å",
         "surface": f"{settings.n_surface} furthest {settings.host} atoms along each atom",
     }
+    incomplete = [d.run.name for d in described.runs if not d.run.trajectory.complete]
+    if incomplete:
+        parameters["incomplete runs"] = ", ".join(incomplete) + " (described as far as saved)"
+    if described.notes:
+        parameters["notes"] = "; ".join(described.notes)
     return write_report(
         out / "report.html",
         title=f"Structural analysis: {described.model} descriptors",

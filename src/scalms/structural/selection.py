@@ -38,7 +38,10 @@ class FrameSelection:
             raise SelectionError("--start and --stop count saved frames from 0; give them >= 0")
 
     def indices(self, n_frames: int) -> np.ndarray:
-        return np.arange(n_frames)[self.start : self.stop : self.every]
+        return np.arange(n_frames)[self.as_slice()]
+
+    def as_slice(self) -> slice:
+        return slice(self.start, self.stop, self.every)
 
     def describe(self) -> str:
         stop = "end" if self.stop is None else str(self.stop)
@@ -108,20 +111,30 @@ def select_runs(
     picked = []
     for path in map(Path, paths):
         runs = open_runs(path)
-        refs = runs.select(
-            list(models) if models else None, list(structures) if structures else None
-        )
-        for ref in refs:
+        for ref in runs.select(list(models or []), list(structures or [])):
+            where = f"{path} ({ref.model}/{ref.structure}"
+            if ref.n_frames == 0:
+                raise SelectionError(f"{where}) has no saved frame yet: nothing to describe")
             frames = selection.indices(ref.n_frames)
             if frames.size == 0:
                 raise SelectionError(
-                    f"no frame selected from {path} ({ref.model}/{ref.structure}: {ref.n_frames} "
-                    f"frames, {selection.describe()}); lower --start or --every"
+                    f"no frame selected from {where}: {ref.n_frames} frames, "
+                    f"{selection.describe()}); lower --start"
                 )
             picked.append((path, ref, runs, frames))
     names = _names([(ref.model, ref.structure) for _, ref, _, _ in picked])
     selected = []
     for name, (path, ref, runs, frames) in zip(names, picked, strict=True):
-        whole = runs.read(ref)
-        selected.append(SelectedRun(name, path, frames, whole.select(frames)))
+        trajectory = runs.read(ref, selection.as_slice())  # only the selected frames
+        if trajectory.pbc.any():
+            raise SelectionError(
+                f"{path} ({ref.model}/{ref.structure}) is periodic: analyze cluster reads "
+                "nanoparticles (depth below their surface, distance from their centre)"
+            )
+        if trajectory.n_frames != frames.size:
+            raise SelectionError(
+                f"{path} ({ref.model}/{ref.structure}): read {trajectory.n_frames} frames, "
+                f"expected {frames.size}; is the file still being written?"
+            )
+        selected.append(SelectedRun(name, path, frames, trajectory))
     return selected

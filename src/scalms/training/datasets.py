@@ -5,7 +5,6 @@ E0 for every element the frames hold. Each problem is one line naming the file a
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,13 +107,3 @@ def check_e0(path: Path | str, elements: frozenset[str] | set[str]) -> dict[int,
             f"compute it with `scalms hpc e0 -e {' -e '.join(missing)} --calculator ...`"
         )
     return table
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file's content: how a run's job record knows its inputs, whatever their
-    names or times."""
-    hasher = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            hasher.update(block)
-    return hasher.hexdigest()

@@ -34,9 +34,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from scalms.files import WorkDirLock, atomic_write_json, atomic_write_text, read_json
+from scalms.files import WorkDirLock, atomic_write_json, atomic_write_text, file_sha256, read_json
 from scalms.training.curves import read_mace_results
-from scalms.training.datasets import DatasetSummary, check_dataset, check_e0, file_sha256
+from scalms.training.datasets import DatasetSummary, check_dataset, check_e0
 from scalms.training.mace_config import (
     MaceTrainingSpec,
     RunLayout,

@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from scalms.training.datasets import DatasetSummary, check_dataset, file_sha256
+from scalms.files import file_sha256
+from scalms.training.datasets import DatasetSummary, check_dataset
 from scalms.training.sevennet_input import (
     Hyperparameters,
     fine_tune_input,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from scalms.config import ModelEntry, entry_problems
+from scalms.workers.child import EXIT_USER
 from scalms.workers.parent import ChildResult, run_child
 from scalms.workers.task import Task
 
@@ -41,6 +42,8 @@ class ModelOutcome:
     log: Path | None = None
     output: Path | None = None
     wall_s: float = 0.0
+    refused: bool = False
+    """The child refused its task (elements, weights: the user's to fix), as against crashing."""
 
     @classmethod
     def from_child(cls, result: ChildResult) -> ModelOutcome:
@@ -51,6 +54,7 @@ class ModelOutcome:
             log=result.log,
             output=result.output if result.output.exists() else None,
             wall_s=result.wall_s,
+            refused=result.returncode == EXIT_USER,
         )
 
 
