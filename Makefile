@@ -42,7 +42,10 @@ demo: install
 		--pdf --partial-pdf Pt-Ga --trace Pt --surface-element Ga --net-force \
 		--diffusion Pt --msd-max-lag-fs 200
 	$(BIN)/scalms io to-xyz $(DEMO_DIR)/md/MD_dynamics_results.h5 $(DEMO_DIR)/md/ovito
-	@echo "open $(DEMO_DIR)/geometry/report.html and $(DEMO_DIR)/md/report.html;" \
+	$(BIN)/scalms analyze cluster $(DEMO_DIR)/md/MD_dynamics_results.h5 --model 7net-0 --every 2 \
+		--device cpu --cache-dir $(DEMO_DIR)/descriptor_cache --out $(DEMO_DIR)/clusters
+	@echo "open $(DEMO_DIR)/geometry/report.html, $(DEMO_DIR)/md/report.html and" \
+		"$(DEMO_DIR)/clusters/report.html;" \
 		"OVITO reads $(DEMO_DIR)/md/ovito/*.xyz and $(DEMO_DIR)/geometry/*.extxyz"
 
 # The real programs the HPC tests run: CP2K and Quantum ESPRESSO (DFT), SLURM and munge (a

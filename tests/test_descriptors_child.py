@@ -24,7 +24,6 @@ from scalms.models import FAMILIES
 from scalms.models.loading import check_descriptors
 from scalms.structural import descriptor_job
 from scalms.testing import ga_cluster, write_model_config
-from scalms.workers.child import EXIT_USER
 from scalms.workers.parent import run_child
 from scalms.workers.task import Task
 
@@ -225,15 +224,3 @@ def test_tiny_mace_descriptor_width_is_scalar_channels_times_layers(tmp_path):
     assert np.isfinite(arrays["frames"]).all() and attrs["complete"]
     # float64 model: rotation changes its invariants only by round-off
     np.testing.assert_allclose(arrays["rotated"], arrays["frames"], rtol=0, atol=1e-5)
-
-
-@pytest.mark.slow
-@pytest.mark.mace
-@needs_env("mace")
-def test_element_the_model_lacks_fails_the_child_as_user_error(tmp_path):
-    gold = ga_cluster(3, "Au", 1)  # the tiny MACE knows Ga and Pt only
-    task = _descriptor_task(_entries(tmp_path)["mace-tiny-GaPt"], tmp_path, {"gold": [gold]})
-    result = run_child(task, task.output.parent, timeout_s=900)
-    assert result.returncode == EXIT_USER
-    assert "mace-tiny-GaPt' does not know element(s) in gold: Au" in result.message
-    assert sorted(p.name for p in task.output.parent.iterdir()) == ["child.log", "task.json"]
