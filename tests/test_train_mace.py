@@ -36,6 +36,7 @@ from scalms.training.mace_config import (
 )
 from scalms.training.replay import replay_indices, write_replay_subset
 from scalms.training.trained import TrainingError
+from scalms.training.trainer_process import is_complete_checkpoint
 
 from .conftest import REPO, needs_env, wait_for
 
@@ -413,9 +414,12 @@ def test_a_killed_training_resumes_from_its_checkpoint_and_ends_at_the_requested
         if first.poll() is not None:
             pytest.fail("the training ended before it could be killed: give it more epochs")
         latest = latest_checkpoint(layout, "new_run-123") if layout.checkpoints.exists() else None
-        return latest is not None and latest[1] >= 1
+        # whole, not merely present: MACE deletes the old checkpoint, then writes the new one,
+        # and a kill during that write would leave nothing to resume from. The next write comes
+        # an epoch later, long after the kill.
+        return latest is not None and latest[1] >= 1 and is_complete_checkpoint(latest[0])
 
-    wait_for(checkpoint_past_first_epoch, "a checkpoint after epoch 1", poll_s=0.05)
+    wait_for(checkpoint_past_first_epoch, "a whole checkpoint after epoch 1", poll_s=0.05)
     first.send_signal(signal.SIGKILL)
     first.wait()
     wait_for(lambda: not _trainer_processes(layout.config), "mace_run_train dies with its parent")

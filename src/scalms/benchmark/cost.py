@@ -81,6 +81,9 @@ class SamplingReporter:
 
     def event(self, model: str, event: dict) -> None:
         if event.get("event") == "cost_phase":
+            # A closing reading of the phase that ends: a phase shorter than the sampling
+            # interval (a small model's MD on an idle machine) still gets one.
+            self.sampler.sample()
             self.sampler.watch(event.get("pid"))
             fields = {k: event[k] for k in ("structure", "n_atoms", "n_systems") if k in event}
             self.sampler.label(model=model, phase=event.get("phase", ""), **fields)
