@@ -8,10 +8,12 @@ commands as array tasks on it, and wait for the tasks' states by polling `scalms
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -378,8 +380,13 @@ def test_a_requeued_md_task_resumes_its_run_and_collect_links_the_results(
     # attempt gone), let it start now.
     task = f"{job_id}_0"
     wait_for(lambda: _queue_state(slurm, task) == "PENDING", "the requeued task pending")
+    pending_at = time.time()
     assert frames_on_disk(trajectory) < 151  # stopped mid-way
     assert job_status(job)[0].state == "pending"
+    # slurmd revoked the killed attempt's credential at a time kept in whole seconds, and it
+    # refuses a launch whose credential is not newer ("already killed, do not launch"): the
+    # new attempt's must be made in a later second.
+    wait_for(lambda: time.time() >= math.floor(pending_at) + 2, "a second after the revocation")
     slurm.command("scontrol", "update", f"JobId={task}", "StartTime=now")
     statuses = _wait_until_finished(job)
     # `dynamics run` refuses a folder that holds a run: done means the task resumed it.
