@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from scalms.cli import analyze, dynamics, env, geometry, io, models, report, static
+from scalms.cli import analyze, dynamics, env, geometry, io, learn, models, report, static
 from scalms.cli.benchmark import app as benchmark_app
 from scalms.cli.hpc import app as hpc_app
 from scalms.cli.train import app as train_app
@@ -31,6 +31,7 @@ app.add_typer(analyze.app, name="analyze", rich_help_panel="Dynamics")
 app.command("report", rich_help_panel="Dynamics")(report.report)
 app.add_typer(hpc_app, name="hpc", rich_help_panel="HPC and training")
 app.add_typer(train_app, name="train", rich_help_panel="HPC and training")
+app.add_typer(learn.app, name="learn", rich_help_panel="HPC and training")
 
 
 def _version(value: bool) -> None:

@@ -5,7 +5,8 @@ A rattle job makes ``count`` frames, slot ``j = 0 .. count-1``. Slot ``j``'s geo
 (seed, j, attempt) only, so shards, resumed runs and retries after a refused SCF all draw the
 same structures an uninterrupted single run would. Per slot, in the thesis's order (3.3):
 
-1. a frame of INPUT (a random one when INPUT is a trajectory);
+1. a frame of INPUT (a random one when INPUT is a trajectory; frame ``j`` itself with
+   ``each_frame``, see below);
 2. alloying: exactly the asked number of host atoms replaced by the alloy element
    (:func:`scalms.geometry.alloy.substitute`);
 3. BFGS pre-convergence (fmax 0.5 eV/Å, at most 20 steps) when asked, and always after
@@ -20,6 +21,12 @@ same structures an uninterrupted single run would. Per slot, in the thesis's ord
 
 Each step has its own random stream spawned from (seed, j, attempt), so switching molecules on
 does not change the particle's rattle.
+
+``each_frame`` labels given frames as they are (active learning labels the MD frames it
+selected): slot ``j`` is frame ``j`` of INPUT, in order, and ``count`` is at most the number of
+frames. With ``stddev_A`` 0 the rattle adds exact zeros, so the labelled positions are INPUT's
+bit for bit; the frames' own ``info`` (``learn_round``, ``md_frame``, ...) is kept, under the
+labelling's own keys. Alloying, molecules and pre-convergence still apply, frame by frame.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ from scalms.geometry.adsorbates import PlacementSettings
 PRE_CONVERGE_FMAX_EV_PER_A = 0.5
 PRE_CONVERGE_MAX_STEPS = 20
 """The thesis's pre-convergence (Appendix D.1.5): BFGS to max |F| < 0.5 eV/Å, 20 steps at most."""
+DEFAULT_COUNT = 10
+"""Frames a rattle job makes when --count is not given (and --each-frame is not set)."""
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -65,7 +74,8 @@ class RattleSpec:
 
     ``alloy_fraction`` and ``alloy_count`` are alternatives (one with ``alloy``); ``alloy_host``
     is the element replaced (None: the most common element of the frame other than ``alloy``).
-    ``placement.seed`` is ignored: each slot draws its own placement.
+    ``placement.seed`` is ignored: each slot draws its own placement. ``each_frame``: slot ``j``
+    is frame ``j`` of INPUT instead of a random frame (see the module docstring).
     """
 
     input: Path
@@ -84,6 +94,7 @@ class RattleSpec:
     max_attempts: int = 3
     """Tries per slot when the labeller refuses a frame (SCF not converged); not part of the
     job's identity, so a rerun may raise it."""
+    each_frame: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input", Path(self.input))
@@ -176,6 +187,9 @@ class RattleSpec:
         data["placement"].pop("seed")
         if not self.molecules:
             data.pop("placement")
+        if not self.each_frame:
+            # Absent, not False: reference files written before the mode existed continue.
+            data.pop("each_frame")
         return data
 
 
@@ -206,6 +220,11 @@ class InputFrames(Sequence[Atoms]):
     def __len__(self) -> int:
         return self._n
 
+    @property
+    def same_atoms(self) -> bool:
+        """Every frame holds the same atoms: a scalms trajectory stores its species once."""
+        return self._frames is None
+
     def __getitem__(self, index):  # type: ignore[override]
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(self._n))]
@@ -234,6 +253,33 @@ def pick_frame(n_frames: int, rng: np.random.Generator) -> int:
     return int(rng.integers(n_frames)) if n_frames > 1 else 0
 
 
+def resolve_count(input: Path | str, count: int | None, each_frame: bool) -> int:
+    """The job's ``count`` when --count may be left out: as given, else every frame of INPUT
+    with ``each_frame``, else :data:`DEFAULT_COUNT`. Reads INPUT only in the second case."""
+    if count is not None:
+        return count
+    return len(InputFrames(input)) if each_frame else DEFAULT_COUNT
+
+
+def check_frame_count(spec: RattleSpec, n_frames: int) -> None:
+    """With ``each_frame``, refuse a ``count`` beyond the frames of INPUT, in one line."""
+    if spec.each_frame and spec.count > n_frames:
+        raise ScalmsError(
+            f"--count {spec.count} with --each-frame: {spec.input} holds only {n_frames} "
+            f"frame(s), and slot j labels frame j; use --count {n_frames} or less (or leave it "
+            f"out: every frame)"
+        )
+
+
+def frame_index(spec: RattleSpec, n_frames: int, slot: int, rng: np.random.Generator) -> int:
+    """The frame of INPUT that ``slot`` starts from: the slot itself with ``each_frame``, else
+    :func:`pick_frame`'s draw."""
+    if spec.each_frame:
+        check_frame_count(spec, n_frames)
+        return slot
+    return pick_frame(n_frames, rng)
+
+
 def alloy_host(atoms: Atoms, spec: RattleSpec) -> str:
     """The element the alloy replaces: as given, else the frame's most common element other
     than the alloy element (ties: the lighter one)."""
@@ -248,16 +294,36 @@ def alloy_host(atoms: Atoms, spec: RattleSpec) -> str:
 
 def composition(spec: RattleSpec, frames: Sequence[Atoms]) -> Atoms:
     """Slot 0's structure before relaxing and rattling, with molecules: every element the job
-    will label, for the labeller's check before any work."""
+    will label, for the labeller's check before any work.
+
+    With ``each_frame`` the frames may be several structures of different elements, so two
+    atoms of each element that slots 1 .. count-1 hold and slot 0 lacks are added, 5 Å apart
+    beyond the structure: one structure names every element the labeller must know (basis
+    sets, POTCARs, a model's elements), and two atoms (not one) keep the electron count's
+    parity, from which a DFT labeller chooses its spin, as slot 0's own. Every slot of the job
+    counts, whatever the shard, so the shards of one job accept or refuse INPUT alike.
+    """
+    check_frame_count(spec, len(frames))
     streams = slot_streams(spec, 0, 0)
     atoms = _alloyed(spec, frames, streams)[0]
-    return _with_molecules(spec, atoms, streams["molecules"])
+    atoms = _with_molecules(spec, atoms, streams["molecules"])
+    if not spec.each_frame:
+        return atoms
+    scanned = 1 if getattr(frames, "same_atoms", False) else spec.count
+    present = set(atoms.numbers)
+    missing = sorted({int(z) for i in range(scanned) for z in frames[i].numbers} - present)
+    if missing:
+        start = atoms.positions[:, 0].max() + 5.0
+        extra = [z for z in missing for _ in range(2)]
+        positions = [[start + 5.0 * i, 0.0, 0.0] for i in range(len(extra))]
+        atoms.extend(Atoms(numbers=extra, positions=positions))
+    return atoms
 
 
-def _alloyed(spec, frames, streams) -> tuple[Atoms, int]:
+def _alloyed(spec, frames, streams, slot: int = 0) -> tuple[Atoms, int]:
     from scalms.geometry.alloy import substitute
 
-    index = pick_frame(len(frames), streams["frame"])
+    index = frame_index(spec, len(frames), slot, streams["frame"])
     atoms = frames[index].copy()
     atoms.calc = None
     if spec.alloy is not None:
@@ -320,7 +386,7 @@ def make_candidate(
     geometry).
     """
     streams = slot_streams(spec, slot, attempt)
-    atoms, index = _alloyed(spec, frames, streams)
+    atoms, index = _alloyed(spec, frames, streams, slot)
     if spec.relaxes:
         if relax_calculator is None:
             raise ValueError("pre-convergence needs a calculator")

@@ -1,8 +1,9 @@
-"""``scalms train mace``: MACE trained from scratch or fine-tuned with multi-head replay, by
-MACE's own ``mace_run_train`` running as a child in the mace environment.
+"""``scalms train mace``: MACE trained from scratch, fine-tuned with multi-head replay, or a
+model trained further on more data (``continue_from``, no replay), by MACE's own
+``mace_run_train`` running as a child in the mace environment.
 
-Every input is checked before anything starts (datasets, E0s, the name, the foundation model
-loaded in the mace environment). The run folder ``runs_dir/NAME`` then holds:
+Every input is checked before anything starts (datasets, E0s, the name, the foundation or
+continued model loaded in the mace environment). The run folder ``runs_dir/NAME`` then holds:
 
 - ``config.yaml``: mace_run_train's settings (:mod:`scalms.training.mace_config`);
 - ``replay.xyz``: the replay frames of a fine-tune, weighted (:mod:`scalms.training.replay`);
@@ -82,9 +83,11 @@ class MaceModelInfo:
     r_max_A: float
 
 
-def describe_model(path: Path, python: Path | None = None) -> MaceModelInfo:
+def describe_model(
+    path: Path, python: Path | None = None, role: str = "foundation model"
+) -> MaceModelInfo:
     """Load ``path`` in the mace environment (a child) and say what it holds; a file that does
-    not load as a MACE model is refused in one line."""
+    not load as a MACE model is refused in one line starting with ``role``."""
     report = environment_report(
         python or environment_python("mace", MACE_RUN_TRAIN),
         "scalms.training.mace",
@@ -93,7 +96,7 @@ def describe_model(path: Path, python: Path | None = None) -> MaceModelInfo:
         TrainingError,
     )
     if not report["ok"]:
-        raise TrainingError(report["error"])
+        raise TrainingError(f"{role}: {report['error']}")
     return MaceModelInfo(
         path=path,
         dtype=report["dtype"],
@@ -113,8 +116,7 @@ def describe_model_here(path: Path) -> dict:
     try:
         module = _load_module(entry, "cpu")
     except ModelLoadError as err:
-        message = str(err).replace(f" (model '{entry.name}')", "")
-        return {"ok": False, "error": f"foundation model: {message}"}
+        return {"ok": False, "error": str(err).replace(f" (model '{entry.name}')", "")}
     dtype = str(next(module.parameters()).dtype).removeprefix("torch.")
     return {
         "ok": True,
@@ -133,14 +135,20 @@ class CheckedData:
     datasets: list[DatasetSummary]
     """Train, valid and test files."""
     e0s: dict[int, float]
-    """E0 of every element of the data, eV."""
+    """E0 of every element of the data, eV (empty when continuing: the model's own)."""
     replay: DatasetSummary | None = None
+    continued: MaceModelInfo | None = None
+    """The model ``continue_from`` names, as loaded in the mace environment."""
 
 
-def check_data(spec: MaceTrainingSpec) -> CheckedData:
+def check_data(spec: MaceTrainingSpec, python: Path | None = None) -> CheckedData:
     """The data files, labelled; an E0 for each of their elements; a batch that fits; the
-    foundation model's file (whether it loads is asked of the mace environment later)."""
-    from ase.data import atomic_numbers
+    foundation model's file (whether it loads is asked of the mace environment later).
+
+    With ``continue_from`` no E0 file is read: the model is loaded in the mace environment
+    (``python``, default: found) and the data may hold only elements it knows, as MACE keeps
+    the model's E0s and looks each data element up in them."""
+    from ase.data import atomic_numbers, chemical_symbols
 
     datasets = [
         check_dataset(spec.train_file, "train"),
@@ -156,6 +164,19 @@ def check_data(spec: MaceTrainingSpec) -> CheckedData:
             f"use --batch-size {max(1, trainable // 2)} or fewer"
         )
     elements = frozenset().union(*(d.elements for d in datasets))
+    if spec.continue_from is not None:
+        if not spec.continue_from.is_file():
+            raise TrainingError(f"--continue-from {spec.continue_from}: file not found")
+        model = describe_model(spec.continue_from, python, role="--continue-from model")
+        unknown = sorted({atomic_numbers[e] for e in elements} - set(model.atomic_numbers))
+        if unknown:
+            known = ", ".join(chemical_symbols[z] for z in sorted(model.atomic_numbers))
+            raise TrainingError(
+                f"the data hold {', '.join(chemical_symbols[z] for z in unknown)}, which "
+                f"{spec.continue_from} does not know (it knows {known}): continued training "
+                "keeps the model's elements; train a new model for new elements"
+            )
+        return CheckedData(datasets, {}, None, model)
     table = check_e0(spec.e0_file, elements)
     e0s = {atomic_numbers[e]: table[atomic_numbers[e]] for e in elements}
     replay = check_dataset(spec.replay_file, "replay") if spec.replay_file else None
@@ -192,6 +213,7 @@ def input_hashes(spec: MaceTrainingSpec) -> dict[str, str]:
         "e0_file": spec.e0_file,
         "foundation_model": spec.foundation_model,
         "replay_file": spec.replay_file,
+        "continue_from": spec.continue_from,
     }
     return {key: file_sha256(path) for key, path in files.items() if path is not None}
 
@@ -259,15 +281,18 @@ def _write_job(layout: RunLayout, identity: dict, spec: MaceTrainingSpec, **stat
                 "train_file": str(spec.train_file.absolute()),
                 "valid_file": str(spec.valid_file.absolute()),
                 "test_file": str(spec.test_file.absolute()),
-                "e0_file": str(spec.e0_file.absolute()),
-                "foundation_model": (
-                    str(spec.foundation_model.absolute()) if spec.foundation_model else None
-                ),
-                "replay_file": str(spec.replay_file.absolute()) if spec.replay_file else None,
+                "e0_file": _absolute(spec.e0_file),
+                "foundation_model": _absolute(spec.foundation_model),
+                "replay_file": _absolute(spec.replay_file),
+                "continue_from": _absolute(spec.continue_from),
             },
             **state,
         },
     )
+
+
+def _absolute(path: Path | None) -> str | None:
+    return str(path.absolute()) if path is not None else None
 
 
 def _model_file(layout: RunLayout, name: str) -> Path | None:
@@ -369,7 +394,8 @@ def train_mace(
     Refused in one line, before MACE starts: bad settings, an unreadable or unlabelled
     dataset, an element without E0, a name already in ``config_path``, a run folder that holds
     another training, no mace environment, a foundation model without a replay file or that
-    does not load. A failed mace_run_train raises :class:`TrainerFailed` naming its log.
+    does not load, a continued model that does not load or lacks an element of the data. A
+    failed mace_run_train raises :class:`TrainerFailed` naming its log.
     """
     from scalms.training.register import check_name_free
 
@@ -377,6 +403,14 @@ def train_mace(
     device, child_env = training_device(spec.device)
     check_name_free(config_path, spec.name)
     data = check_data(spec)
+    # A continued model's precision is known now: a --dtype it cannot train in is refused here.
+    dtype = resolved_dtype(spec, data.continued.dtype if data.continued else None)
+    if data.continued is not None:
+        start = data.continued
+        log(
+            f"continuing {spec.continue_from} ({start.dtype}, r_max {start.r_max_A:g} Å): no "
+            f"replay, its own E0s, lr {spec.learning_rate:g}"
+        )
     for summary in data.datasets:
         log(summary.line())
     layout = RunLayout(runs_dir / spec.name)
@@ -384,7 +418,6 @@ def train_mace(
     with WorkDirLock(layout.run_dir, "scalms train mace"):
         record = _claim_run_dir(layout, identity, layout.tag(spec.name, spec.seed))
         python = environment_python("mace", MACE_RUN_TRAIN)
-        dtype = resolved_dtype(spec, None)
         if spec.foundation_model is not None:
             foundation = describe_model(spec.foundation_model, python)
             dtype = resolved_dtype(spec, foundation.dtype)

@@ -19,6 +19,12 @@ frames, new-to-replay weight 10:1, learning rate 2.5e-5. What 10:1 becomes in MA
 A model trained from scratch (no foundation model) takes its size from :class:`MaceModelSize`
 (MACE's own defaults) and MACE's learning rate 0.01; a fine-tune keeps the foundation model's
 architecture, so size options are refused with one.
+
+Continued training (``continue_from``, active learning's committee members) is MACE's plain,
+"naive" fine-tune: the model is MACE's ``foundation_model`` with ``multiheads_finetuning``
+off and no replay, since the member's growing dataset already holds every earlier frame; the
+model's own E0s (``E0s: foundation``) and every element it knows (``foundation_model_elements``)
+are kept, so no E0 file is read.
 """
 
 from __future__ import annotations
@@ -36,6 +42,11 @@ FINE_TUNE_LR = 2.5e-5
 1e-4 in multi-head mode)."""
 SCRATCH_LR = 0.01
 """MACE's own default, for a model trained from scratch."""
+CONTINUE_LR = SCRATCH_LR / 10
+"""For continued training of a model trained from scratch by scalms: the fine-tune rate 2.5e-5
+is tuned for a large foundation model and barely moves a small one in a few epochs, while the
+scratch rate would throw away much of what it learned; a tenth of it takes a small step from
+the trained weights."""
 REPLAY_SAMPLES = 30_000
 REPLAY_WEIGHT = 0.1
 """Weight of a replay frame against a new frame's 1.0: the thesis's 10:1."""
@@ -71,35 +82,51 @@ class MaceTrainingSpec:
     train_file: Path
     valid_file: Path
     test_file: Path
-    e0_file: Path
-    """E0 table of ``scalms hpc e0`` (JSON, atomic number -> eV)."""
+    e0_file: Path | None = None
+    """E0 table of ``scalms hpc e0`` (JSON, atomic number -> eV); None only with
+    ``continue_from`` (the model's own E0s)."""
     foundation_model: Path | None = None
     """A local MACE ``.model`` file to fine-tune (None: train from scratch)."""
+    continue_from: Path | None = None
+    """A MACE ``.model`` file to train further on more data of the same kind, without replay."""
     replay_file: Path | None = None
     """Frames the foundation model was trained on (or labelled by it), replayed as its head."""
     replay_samples: int = REPLAY_SAMPLES
     replay_weight: float = REPLAY_WEIGHT
     lr: float | None = None
-    """None: 2.5e-5 for a fine-tune, 0.01 from scratch."""
+    """None: 2.5e-5 for a fine-tune, 1e-3 to continue, 0.01 from scratch."""
     epochs: int = DEFAULT_EPOCHS
     batch_size: int = DEFAULT_BATCH_SIZE
     device: str = "auto"
     seed: int = DEFAULT_SEED
     dtype: str | None = None
-    """None: the foundation model's dtype for a fine-tune, float64 from scratch."""
+    """None: the starting model's dtype (fine-tune, continued), float64 from scratch."""
     size: MaceModelSize | None = None
-    """None: :class:`MaceModelSize`'s defaults from scratch; refused with a foundation model."""
+    """None: :class:`MaceModelSize`'s defaults from scratch; refused with a starting model."""
     extra_args: dict[str, str] = field(default_factory=dict)
     """More mace_run_train flags (without dashes), passed as given."""
 
     @property
     def fine_tune(self) -> bool:
+        """A multi-head replay fine-tune of a foundation model."""
         return self.foundation_model is not None
+
+    @property
+    def continues(self) -> bool:
+        """Continued training of ``continue_from``, no replay."""
+        return self.continue_from is not None
+
+    @property
+    def start_model(self) -> Path | None:
+        """The model training starts from (None: from scratch)."""
+        return self.continue_from or self.foundation_model
 
     @property
     def learning_rate(self) -> float:
         if self.lr is not None:
             return self.lr
+        if self.continues:
+            return CONTINUE_LR
         return FINE_TUNE_LR if self.fine_tune else SCRATCH_LR
 
 
@@ -110,6 +137,7 @@ MANAGED_KEYS = frozenset(
         "downloads_dir", "device", "default_dtype", "lr", "max_num_epochs", "batch_size",
         "valid_batch_size", "restart_latest", "save_cpu", "foundation_model",
         "multiheads_finetuning", "pt_train_file", "force_mh_ft_lr", "weight_pt_head", "config",
+        "foundation_model_elements",
     }
 )  # fmt: skip
 """Keys scalms sets from its own options: an --extra-arg may not set them behind its back."""
@@ -118,6 +146,12 @@ SIZE_KEYS = frozenset(f.name for f in fields(MaceModelSize))
 
 def check_spec(spec: MaceTrainingSpec) -> None:
     """Refuse settings that cannot make a sensible training, before any file is read."""
+    _check_continue(spec)
+    if spec.e0_file is None and not spec.continues:
+        raise TrainingError(
+            "--e0 is needed: the E0 table of `scalms hpc e0` (only --continue-from takes the "
+            "model's own E0s)"
+        )
     if spec.foundation_model is not None and spec.replay_file is None:
         raise TrainingError(
             "--foundation-model without --replay-file: MACE would silently switch multi-head "
@@ -154,6 +188,27 @@ def check_spec(spec: MaceTrainingSpec) -> None:
                 f"--extra-arg {key}=...: scalms sets {key} itself; use its own option "
                 "(see `scalms train mace --help`)"
             )
+
+
+def _check_continue(spec: MaceTrainingSpec) -> None:
+    if not spec.continues:
+        return
+    if spec.foundation_model is not None or spec.replay_file is not None:
+        raise TrainingError(
+            "--continue-from trains a model further without replay; --foundation-model and "
+            "--replay-file are for a multi-head replay fine-tune: give one or the other"
+        )
+    if spec.size is not None:
+        raise TrainingError(
+            "model size options (--r-max, --num-channels, --max-L, --num-interactions, "
+            "--correlation, --max-ell) are for a model trained from scratch; --continue-from "
+            "keeps the model's architecture: drop them"
+        )
+    if spec.e0_file is not None:
+        raise TrainingError(
+            "--e0 with --continue-from: the model keeps its own E0s (MACE's E0s: foundation), "
+            "so the file would be ignored: drop --e0"
+        )
 
 
 def parse_extra_args(pairs: list[str]) -> dict[str, str]:
@@ -219,16 +274,17 @@ class RunLayout:
 
 
 def resolved_dtype(spec: MaceTrainingSpec, foundation_dtype: str | None) -> str:
-    """The training's dtype: as asked, else the foundation model's, else float64. A fine-tune
-    in another dtype than its foundation model fails inside MACE ("both inputs should have
-    same dtype"), so it is refused here with the fix."""
+    """The training's dtype: as asked, else the starting model's (foundation or continued),
+    else float64. Training a model in another dtype than its own fails inside MACE ("both
+    inputs should have same dtype"), so it is refused here with the fix."""
     if foundation_dtype is None:
         return spec.dtype or "float64"
     if spec.dtype is not None and spec.dtype != foundation_dtype:
+        what = "the model" if spec.continues else "the foundation model"
         raise TrainingError(
-            f"--dtype {spec.dtype}: the foundation model {spec.foundation_model} is "
-            f"{foundation_dtype}, and MACE cannot fine-tune it in another precision; use "
-            f"--dtype {foundation_dtype} (or leave --dtype out)"
+            f"--dtype {spec.dtype}: {what} {spec.start_model} is {foundation_dtype}, and MACE "
+            f"cannot train it further in another precision; use --dtype {foundation_dtype} "
+            f"(or leave --dtype out)"
         )
     return foundation_dtype
 
@@ -241,7 +297,8 @@ def build_config(
     device: str,
 ) -> dict[str, Any]:
     """mace_run_train's settings as a mapping (YAML keys = its flags). Paths are absolute, so
-    the file reads the same from any working directory; ``e0s`` holds the data's elements."""
+    the file reads the same from any working directory; ``e0s`` holds the data's elements
+    (unused when continuing: the model's own E0s)."""
     run_dir = layout.run_dir.absolute()
     config: dict[str, Any] = {
         "name": spec.name,
@@ -272,7 +329,16 @@ def build_config(
         # cost a matplotlib import and another pass over every set (--extra-arg plot=True).
         "plot": False,
     }
-    if spec.fine_tune:
+    if spec.continues:
+        config.update(
+            foundation_model=str(spec.continue_from.absolute()),
+            # The dataset holds every earlier frame: no replay head, MACE's plain fine-tune.
+            multiheads_finetuning=False,
+            E0s="foundation",
+            # A member keeps every element it knows, even one a round's data lack.
+            foundation_model_elements=True,
+        )
+    elif spec.fine_tune:
         config.update(
             foundation_model=str(spec.foundation_model.absolute()),
             multiheads_finetuning=True,
@@ -307,8 +373,10 @@ def job_identity(spec: MaceTrainingSpec, file_hashes: dict[str, str]) -> dict[st
         settings.pop(key)
     settings.pop("foundation_model")
     settings.pop("replay_file")
+    settings.pop("continue_from")  # by content, in the files
     settings["lr"] = spec.learning_rate
-    settings["size"] = None if spec.fine_tune else asdict(spec.size or MaceModelSize())
+    starts_from_model = spec.fine_tune or spec.continues
+    settings["size"] = None if starts_from_model else asdict(spec.size or MaceModelSize())
     return {"settings": settings, "files": dict(sorted(file_hashes.items()))}
 
 

@@ -84,7 +84,7 @@ def rattle(
         Path,
         typer.Argument(
             help="Structure to rattle (any ASE format or a scalms H5MD trajectory: a random "
-            "frame per slot)."
+            "frame per slot; with --each-frame frame j for slot j)."
         ),
     ],
     calculator: CalculatorOption,
@@ -98,7 +98,23 @@ def rattle(
         float,
         typer.Option("--stddev-A", help="Standard deviation of each displacement, Å.", min=0),
     ] = 0.1,
-    count: Annotated[int, typer.Option(help="Frames to make in all (all shards).", min=1)] = 10,
+    count: Annotated[
+        int | None,
+        typer.Option(
+            help="Frames to make in all (all shards). Default: 10; with --each-frame every "
+            "frame of INPUT.",
+            min=1,
+            show_default=False,
+        ),
+    ] = None,
+    each_frame: Annotated[
+        bool,
+        typer.Option(
+            "--each-frame",
+            help="Label the frames of INPUT as given, in order: slot j is frame j (no random "
+            "pick; with --stddev-A 0 not displaced either). Their own info is kept.",
+        ),
+    ] = False,
     pre_converge: Annotated[
         bool,
         typer.Option(
@@ -209,7 +225,8 @@ def rattle(
 ) -> None:
     """Rattle INPUT --count times and label each frame with --calculator, appending to --out.
 
-    Frame j is drawn from (--seed, j) alone, so shards and reruns make the same frames. A
+    Frame j is drawn from (--seed, j) alone, so shards and reruns make the same frames. With
+    --each-frame (and --stddev-A 0) the frames of INPUT are labelled as they are, in order. A
     killed job keeps its frames; the same command continues it and recomputes none. A frame
     whose SCF does not converge is refused and retried with a new rattle. Exits 1 when the
     job stopped short.
@@ -218,13 +235,13 @@ def rattle(
     from scalms.cli._errors import terminate_like_ctrl_c
     from scalms.geometry.adsorbates import PlacementSettings
     from scalms.hpc.labelling import run_rattle
-    from scalms.hpc.rattle import RattleSpec, parse_shard
+    from scalms.hpc.rattle import RattleSpec, parse_shard, resolve_count
 
     terminate_like_ctrl_c()
     spec = RattleSpec(
         input=input,
         stddev_A=stddev_A,
-        count=count,
+        count=resolve_count(input, count, each_frame),
         alloy=alloy,
         alloy_fraction=fraction,
         alloy_count=count_alloy,
@@ -243,6 +260,7 @@ def rattle(
         seed=seed,
         shard=parse_shard(shard) if shard else (0, 1),
         max_attempts=max_attempts,
+        each_frame=each_frame,
     )
     settings = dft_settings(
         cutoff, functional, spin, scf_convergence, max_scf, smearing_K, threads, dft_command,

@@ -1,4 +1,5 @@
-"""``scalms train mace``: train a MACE from scratch, or fine-tune one with multi-head replay."""
+"""``scalms train mace``: train a MACE from scratch, fine-tune one with multi-head replay, or
+continue training one on more data of the same kind."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from scalms.cli.types import POSITIVE
 
 FINE_TUNE = "Fine-tuning (multi-head replay)"
 SIZE = "Model size (from scratch; default: MACE's own)"
+CONTINUE = "Continued training (no replay)"
 
 
 @user_errors
@@ -32,11 +34,24 @@ def mace(
     test: Annotated[
         Path, typer.Option(help="Held-out frames: the new model is benchmarked on them.")
     ],
-    e0: Annotated[
-        Path,
-        typer.Option("--e0", help="E0 table of `scalms hpc e0` (JSON): every element of the data."),
-    ],
     name: NameOption,
+    e0: Annotated[
+        Path | None,
+        typer.Option(
+            "--e0",
+            help="E0 table of `scalms hpc e0` (JSON): every element of the data. Needed, "
+            "except with --continue-from.",
+            show_default=False,
+        ),
+    ] = None,
+    continue_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Continue training this MACE .model on more data of the same kind: no replay, "
+            "its own E0s and architecture (--e0 not needed), lr 1e-3.",
+            rich_help_panel=CONTINUE,
+        ),
+    ] = None,
     foundation_model: Annotated[
         Path | None,
         typer.Option(
@@ -71,8 +86,8 @@ def mace(
     lr: Annotated[
         float | None,
         typer.Option(
-            help="Learning rate. Default: 2.5e-5 for a fine-tune (the thesis's), 0.01 from "
-            "scratch (MACE's).",
+            help="Learning rate. Default: 2.5e-5 for a fine-tune (the thesis's), 1e-3 to "
+            "continue, 0.01 from scratch (MACE's).",
             click_type=POSITIVE,
         ),
     ] = None,
@@ -87,7 +102,7 @@ def mace(
     dtype: Annotated[
         str | None,
         typer.Option(
-            help="Precision. Default: the foundation model's; float64 from scratch.",
+            help="Precision. Default: the starting model's; float64 from scratch.",
             click_type=click.Choice(["float64", "float32"]),
         ),
     ] = None,
@@ -128,10 +143,11 @@ def mace(
     model_config.yaml.
 
     From scratch, or with --foundation-model and --replay-file a multi-head replay fine-tune
-    (the thesis's: 30,000 replay frames weighted 10:1, lr 2.5e-5). Writes RUNS_DIR/NAME/ (the
-    config MACE reads, its log train.log, checkpoints, curves); the same command again resumes
-    from the latest checkpoint after a kill or a wall-time limit. Then the model is registered,
-    its curves drawn and `scalms benchmark accuracy` run on --test.
+    (the thesis's: 30,000 replay frames weighted 10:1, lr 2.5e-5), or with --continue-from a
+    model trained further on data that hold its earlier data (MACE's plain fine-tune). Writes
+    RUNS_DIR/NAME/ (the config MACE reads, its log train.log, checkpoints, curves); the same
+    command again resumes from the latest checkpoint after a kill or a wall-time limit. Then
+    the model is registered, its curves drawn and `scalms benchmark accuracy` run on --test.
     """
     from scalms.cli.train._common import train_and_finish
     from scalms.training.mace import train_mace
@@ -157,6 +173,7 @@ def mace(
         e0_file=e0,
         foundation_model=foundation_model,
         replay_file=replay_file,
+        continue_from=continue_from,
         replay_samples=replay_samples,
         replay_weight=replay_weight,
         lr=lr,

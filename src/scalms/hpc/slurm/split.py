@@ -5,7 +5,8 @@ run is refused before anything is written or submitted. Its arguments are then r
 task, keeping the user's spelling of everything else:
 
 - ``scalms hpc rattle ... --count C --out F``: task k runs ``--shard k/N`` and writes
-  ``JOBDIR/tasks/k/<F name>``; rattle sends slot j to shard j % N.
+  ``JOBDIR/tasks/k/<F name>``; rattle sends slot j to shard j % N (with ``--each-frame``
+  frame j of INPUT, so task k labels frames k, k + N, ...).
 - ``scalms static S1 S2 ... --out F``: the structure files are dealt out in order, in
   contiguous runs; task k writes ``JOBDIR/tasks/k/<F name>``.
 - ``scalms dynamics run S1 S2 ... --working-dir W``: likewise, each task with its own working dir
@@ -194,7 +195,12 @@ def plan_job(args: list[str], n_tasks: int, job_dir: Path, commands) -> JobPlan:
 def _plan_rattle(path, pieces, params, n_tasks, task_dirs) -> JobPlan:
     if any(p.option == "shard" for p in pieces):
         raise ScalmsError("the command already has --shard: scalms hpc submit sets it per task")
-    count, out = int(params["count"]), Path(params["out"])
+    from scalms.hpc.rattle import resolve_count
+
+    # --count may be left out (10, or with --each-frame every frame of INPUT): each task
+    # resolves it the same way from the same INPUT, and collect expects that many frames.
+    count = resolve_count(params["input"], params["count"], params["each_frame"])
+    out = Path(params["out"])
     _check_count(n_tasks, count, "frames (--count)")
     if out.exists():
         raise ScalmsError(
