@@ -27,7 +27,7 @@ HELD_OUT = DATA / "Ga47Pt3_held_out.extxyz"
 MODELS = REPO / "ML_training" / "models"
 MEMBERS = ("mace-committee-GaPt-s1", "mace-committee-GaPt-s2")
 THRESHOLD = 0.05
-MIN_DISTANCE = 0.3
+MIN_DISTANCE = 0.8
 CONFIG = f"""SevenNet:
   models:
     7net-0: {{}}
