@@ -11,7 +11,7 @@ import itertools
 import numpy as np
 import pytest
 
-from scalms.learn.selection import frame_features, frame_max_spread, select_frames
+from scalms.analysis.frame_selection import frame_features, frame_max_spread, select_frames
 
 
 def _random_round(seed: int, n_frames: int = 60, width: int = 4):

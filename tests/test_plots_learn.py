@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pytest
 
-from scalms.learn.records import HeldOutErrors, RoundRecord, SelectedFrame, Selection
+from scalms.analysis.learning import HeldOutErrors, RoundRecord, SelectedFrame, Selection
 from scalms.plots._style import FIT_COLOUR
 from scalms.plots.learn import (
     MISSING,

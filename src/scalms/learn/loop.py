@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scalms.analysis.learning import RoundRecord
 from scalms.files import WorkDirLock
 from scalms.learn import steps
-from scalms.learn.records import RoundRecord
 from scalms.learn.settings import LearnError, LearnSettings
 from scalms.learn.state import STEPS, LearnDir, MemberModel, steps_of
 from scalms.workers.fanout import Reporter

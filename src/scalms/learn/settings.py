@@ -43,7 +43,8 @@ class LearnSettings:
     spread_threshold_eV_per_A: float = DEFAULT_SPREAD_THRESHOLD_EV_PER_A
     min_descriptor_distance: float = 0.0
     """In units of the candidates' own standard deviation per descriptor component
-    (:func:`scalms.learn.selection.frame_features`); 0 keeps every frame above the threshold."""
+    (:func:`scalms.analysis.frame_selection.frame_features`); 0 keeps every frame above the
+    threshold."""
     held_out: Path | None = None
     """Labelled frames every round's committee is scored on; never trained on."""
     train: Path | None = None

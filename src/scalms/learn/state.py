@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scalms.analysis.learning import RoundRecord
 from scalms.files import atomic_write_json, read_json
-from scalms.learn.records import RoundRecord
 from scalms.learn.settings import LearnError, LearnSettings
 
 FORMAT = "scalms-learn"

@@ -6,7 +6,7 @@ Every step is the library function of another section, called with the round's p
   first member; every saved frame becomes a candidate.
 - spread: ``scalms.evaluate.run_static`` of the candidates with every member, then
   ``scalms.benchmark.metrics.committee_of`` (the benchmark's committee spread).
-- select: ``scalms.learn.selection`` on the spreads and, with a minimum distance, on the
+- select: ``scalms.analysis.frame_selection`` on the spreads and, with a minimum distance, on the
   descriptors of ``scalms.structural.descriptors.compute_descriptors`` (first member).
 - label: ``scalms.hpc.labelling.run_rattle`` in its each-frame mode (no rattle): a frame on disk
   is never labelled again.
@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from scalms.analysis.learning import HeldOutErrors, RoundRecord, SelectedFrame
 from scalms.config import ModelEntry
 from scalms.errors import ScalmsError
 from scalms.files import atomic_write_bytes, atomic_write_json, atomic_write_text
-from scalms.learn.records import HeldOutErrors, RoundRecord, SelectedFrame
 from scalms.learn.settings import TRAINABLE_FAMILIES, LearnError, LearnSettings
 from scalms.learn.state import LearnDir, MemberModel, RoundDir
 from scalms.workers.fanout import Reporter
@@ -202,8 +202,8 @@ def frame_spreads(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per frame of ``labels`` (in order): the max per-atom force spread; and the per-atom
     spreads concatenated."""
+    from scalms.analysis.frame_selection import frame_max_spread
     from scalms.benchmark.metrics import committee_of
-    from scalms.learn.selection import frame_max_spread
 
     names = [m.name for m in members]
     forces, energies, n_atoms = [], [], []
@@ -239,8 +239,9 @@ def run_spread(
 
 
 def _features(ctx: Context, rd: RoundDir, member: MemberModel) -> np.ndarray:
-    """Each candidate's descriptor summary (:func:`scalms.learn.selection.frame_features`)."""
-    from scalms.learn.selection import frame_features
+    """Each candidate's descriptor summary
+    (:func:`scalms.analysis.frame_selection.frame_features`)."""
+    from scalms.analysis.frame_selection import frame_features
     from scalms.structural.cache import DescriptorCache
     from scalms.structural.descriptors import compute_descriptors
     from scalms.structural.selection import FrameSelection, select_runs
@@ -260,7 +261,7 @@ def run_select(
 ) -> None:
     from ase.io import write
 
-    from scalms.learn.selection import select_frames
+    from scalms.analysis.frame_selection import select_frames
 
     s = ctx.settings
     spread = np.asarray(record.spread_before_eV_per_A)

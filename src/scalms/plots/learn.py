@@ -9,7 +9,7 @@
 - ``selected_frames``: the picked frames' spread against the temperature they were saved at.
 - ``round_report`` / ``learn_report``: one HTML page per round and one across rounds.
 
-Records come in computed (:mod:`scalms.learn.records`; only their attributes are read): nothing
+Records come in computed (:mod:`scalms.analysis.learning`; only their attributes are read): nothing
 here reads a file other than the figures it has just written, or computes more than a mean.
 Every figure saver returns None when the records hold nothing it could draw.
 """
@@ -40,7 +40,7 @@ from scalms.plots._style import (
 from scalms.plots.report import FigureEntry, Table, write_report
 
 if TYPE_CHECKING:
-    from scalms.learn.records import RoundRecord, SelectedFrame
+    from scalms.analysis.learning import RoundRecord, SelectedFrame
 
 ROUND = "round"
 FRAME_SPREAD = "max force spread of a frame [eV/Å]"

@@ -6,7 +6,7 @@ picked greedily: above the spread threshold, largest spread first, each at least
 distance in descriptor space from every frame already picked, so one stretch of MD that the
 committee gets wrong does not fill the whole labelling budget with near-copies.
 
-Pure numpy: arrays in, numbers and a :class:`~scalms.learn.records.Selection` out; no I/O.
+Pure numpy: arrays in, numbers and a :class:`~scalms.analysis.learning.Selection` out; no I/O.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from scalms.learn.records import Selection
+from scalms.analysis.learning import Selection
 
 CONSTANT_COLUMN_RTOL = 1e-10
 """A feature column whose standard deviation is below this fraction of its largest magnitude is

@@ -33,7 +33,8 @@ class SelectedFrame:
 
 @dataclass(frozen=True)
 class Selection:
-    """The outcome of :func:`scalms.learn.selection.select_frames` on one round's candidates."""
+    """The outcome of :func:`scalms.analysis.frame_selection.select_frames` on one round's
+    candidates."""
 
     picked: list[int]
     """Candidate indices, in the order picked (largest spread first)."""
