@@ -88,6 +88,49 @@ def test_a_rerun_with_other_settings_is_refused_naming_them(config, tmp_path):
     one_line_error(result, 2, "holds a learning loop with other settings (select)")
 
 
+def test_a_periodic_structure_is_refused(config, tmp_path):
+    from ase.build import bulk
+    from ase.io import write
+
+    crystal = tmp_path / "Ga_bulk.extxyz"
+    write(crystal, bulk("Al", "fcc", a=4.0).repeat(2), format="extxyz")
+    args = base(config, tmp_path / "out")
+    args[1] = crystal
+    one_line_error(learn(*args, "--labeller", "lj"), 2, "is periodic")
+
+
+def test_an_unlabelled_held_out_set_is_refused_before_any_work(config, tmp_path):
+    out = tmp_path / "out"
+    result = learn(*base(config, out), "--labeller", "lj", "--held-out", START)
+    one_line_error(result, 2, "no reference energy and forces")
+    assert not out.exists()
+
+
+def test_a_damaged_round_record_is_named_with_the_fix(config, tmp_path):
+    out = tmp_path / "out"
+    settings = LearnSettings((START,), MEMBERS, "lj", model_config=config).resolved()
+    folder = LearnDir(out)
+    folder.write_settings(settings)
+    folder.round(0).root.mkdir(parents=True)
+    folder.round(0).record_file.write_text('{"record": {"round": "zero", "nonsense": 1}}')
+    one_line_error(learn("status", out), 2, "remove it to run the round again")
+
+
+def test_a_step_done_already_names_the_next_one(config, tmp_path):
+    from scalms.analysis.learning import RoundRecord
+
+    out = tmp_path / "out"
+    settings = LearnSettings((START,), MEMBERS, "lj", model_config=config).resolved()
+    folder = LearnDir(out)
+    folder.write_settings(settings)
+    folder.save_round(RoundRecord(0, list(MEMBERS)), ["evaluate", "report"], [])
+    folder.save_round(RoundRecord(1, list(MEMBERS)), ["md", "spread", "select", "label"], [])
+    one_line_error(
+        learn("step", out, "label"), 2, "step 'label' is done already; the next one is 'package'"
+    )
+    one_line_error(learn("step", out, "train"), 2, "step 'package' is not done yet")
+
+
 def test_settings_refuse_nonsense_in_one_message():
     with pytest.raises(LearnError) as caught:
         LearnSettings((START,), MEMBERS, "lj", md_steps=5, save_interval=10, valid_fraction=1.5)

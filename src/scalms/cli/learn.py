@@ -276,11 +276,15 @@ def step(
             "step DIR label)."
         ),
     ],
+    device: Annotated[
+        str | None,
+        typer.Option(help="Device for this step (e.g. cuda on a GPU node). Default: the loop's."),
+    ] = None,
 ) -> None:
     """Run one step of a learning loop, so that each can be its own (SLURM) job."""
     from scalms.learn.loop import run_step
 
-    _run(lambda log, reporter: run_step(folder, name, log=log, reporter=reporter))
+    _run(lambda log, reporter: run_step(folder, name, device=device, log=log, reporter=reporter))
 
 
 @app.command()

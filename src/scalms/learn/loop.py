@@ -39,7 +39,10 @@ class LearnOutcome:
 
 
 def _check_same_loop(folder: LearnDir, settings: LearnSettings) -> LearnSettings:
-    """The settings of a folder a rerun continues: the same loop; rounds and device as now."""
+    """The settings of a folder a rerun continues: the same loop; rounds and device as asked
+    now, and stored, so that a later `learn step` or `learn status` sees them."""
+    from dataclasses import replace
+
     stored = folder.read_settings()
     changed = stored.changes(settings)
     if changed:
@@ -48,9 +51,10 @@ def _check_same_loop(folder: LearnDir, settings: LearnSettings) -> LearnSettings
             "rerun with the same ones (only --rounds and --device may change), or choose "
             "another --out"
         )
-    from dataclasses import replace
-
-    return replace(stored, rounds=settings.rounds, device=settings.device)
+    current = replace(stored, rounds=settings.rounds, device=settings.device)
+    if current != stored:
+        folder.write_settings(current)
+    return current
 
 
 def _run_round(
@@ -68,6 +72,11 @@ def _run_round(
         record = RoundRecord(round=index, committee=[m.name for m in previous])
         members = list(previous) if index == 0 else []
     rd = folder.round(index)
+    if only is not None and only in done:
+        following = [s for s in steps_of(index) if s not in done]
+        raise LearnError(
+            f"round {index}: step '{only}' is done already; the next one is '{following[0]}'"
+        )
     for step in steps_of(index):
         if step in done:
             continue
@@ -167,6 +176,12 @@ def _rounds(ctx: steps.Context, only_step: str | None, stop_after: str | None) -
         members = new_members or members
         if only_step is not None or (stop_after is not None and stop_after in steps_of(index)):
             return _outcome(ctx, records, stopped, final=False)
+    if only_step is not None:
+        raise LearnError(
+            f"{folder.root}: the loop has no step left to run ("
+            + (f"it stopped: {stopped}" if stopped else f"all {settings.rounds} rounds are done")
+            + "); raise --rounds with `scalms learn run` to go on"
+        )
     return _outcome(ctx, records, stopped, final=True, members=members)
 
 
@@ -191,21 +206,24 @@ def _outcome(
 
 
 def final_names(settings: LearnSettings, folder: LearnDir, members: list[MemberModel]) -> list[str]:
+    """``<prefix>-<starting member>-r<round>``: the round in the name, so that a loop taken
+    further registers its new committee beside the old one, never over it."""
     prefix = settings.register_as or f"learn-{folder.root.name}"
-    return [f"{prefix}-{m.base}" for m in members]
+    return [f"{prefix}-{m.name}" if m.name != m.base else f"{prefix}-{m.base}" for m in members]
 
 
 def _registered(ctx: steps.Context) -> list[str]:
     from scalms.config import load_config
 
     config = load_config(ctx.settings.model_config)
-    members = steps.starting_members(ctx.settings)
-    return [n for n in final_names(ctx.settings, ctx.folder, members) if n in config.entries]
+    prefix = ctx.settings.register_as or f"learn-{ctx.folder.root.name}"
+    return [name for name in config.entries if name.startswith(prefix + "-")]
 
 
 def _register(ctx: steps.Context, members: list[MemberModel]) -> list[str]:
     """The final committee in model_config.yaml (once: a rerun finds them there). A loop that
-    trained nothing (stopped in round 1) registers nothing: the committee is the one given."""
+    trained nothing (stopped in round 1) registers nothing: the committee is the one given. A
+    name already taken by another model is refused in one line."""
     from scalms.config import load_config
     from scalms.models import FAMILIES
     from scalms.training.register import register_model
@@ -215,7 +233,8 @@ def _register(ctx: steps.Context, members: list[MemberModel]) -> list[str]:
     config = load_config(ctx.settings.model_config)
     names = []
     for name, member in zip(final_names(ctx.settings, ctx.folder, members), members, strict=True):
-        if name not in config.entries:
+        entry = config.entries.get(name)
+        if entry is None:
             register_model(
                 ctx.settings.model_config,
                 name,
@@ -223,15 +242,36 @@ def _register(ctx: steps.Context, members: list[MemberModel]) -> list[str]:
                 Path(member.model_path),
                 member.options,
             )
-            ctx.log(f"registered {name} ({member.name}) in {ctx.settings.model_config}")
+            ctx.log(f"registered {name} ({member.model_path}) in {ctx.settings.model_config}")
+        elif (
+            entry.model_path is None
+            or entry.model_path.resolve() != Path(member.model_path).resolve()
+        ):
+            raise LearnError(
+                f"{ctx.settings.model_config} already has a model '{name}' that is not this "
+                f"loop's {member.name}; rename or remove it, then run the same command again "
+                "(everything else is done)"
+            )
         names.append(name)
     return names
 
 
-def run_step(folder_path: Path, step: str, *, log=print, reporter: Reporter | None = None):
-    """Run one step of the first unfinished round of the loop in ``folder_path``."""
+def run_step(
+    folder_path: Path,
+    step: str,
+    *,
+    device: str | None = None,
+    log=print,
+    reporter: Reporter | None = None,
+):
+    """Run one step of the first unfinished round of the loop in ``folder_path`` (on
+    ``device`` when given: a training step sent to a GPU node)."""
+    from dataclasses import replace
+
     folder = LearnDir(folder_path)
     settings = folder.read_settings()
+    if device is not None:
+        settings = replace(settings, device=device)
     return run_learning(settings, folder.root, log=log, reporter=reporter, only_step=step)
 
 

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from scalms.config import MODEL_NAME
 from scalms.errors import ScalmsError
 
 DEFAULT_SELECT = 20
@@ -23,6 +24,13 @@ checkpoints through scalms (``scalms train sevennet``), not from a committee mem
 
 class LearnError(ScalmsError):
     """A learning loop that cannot start or continue as asked."""
+
+
+class LearnStepFailed(LearnError):
+    """A step's own work failed (MD, an evaluation, the labelling): what it finished is kept,
+    and the same command continues it. Exit 1, as a failed child elsewhere in scalms."""
+
+    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,10 @@ class LearnSettings:
             problems.append(f"--valid-fraction must lie in (0, 1), got {self.valid_fraction}")
         if self.lr is not None and not self.lr > 0:
             problems.append(f"--lr must be above 0, got {self.lr}")
+        if self.register_as is not None and not MODEL_NAME.match(self.register_as):
+            problems.append(
+                f"--register-as '{self.register_as}' may hold letters, digits and . _ + - only"
+            )
         if problems:
             raise LearnError("; ".join(problems))
 
@@ -124,6 +136,7 @@ class LearnSettings:
         ]
         if missing:
             raise LearnError(f"file(s) not found: {', '.join(missing)}")
+        _check_inputs(self)
         return replace(
             self,
             structures=tuple(p.absolute() for p in self.structures),
@@ -161,3 +174,26 @@ class LearnSettings:
     def changes(self, other: LearnSettings) -> list[str]:
         mine, theirs = self.identity(), other.identity()
         return sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+
+
+def _check_inputs(settings: LearnSettings) -> None:
+    """Nanoparticles to run MD on; labelled frames where labels are needed: one line if not."""
+    from scalms.hpc.package import reference_of
+    from scalms.io.structures import read_frames
+
+    for path in settings.structures:
+        if read_frames(path)[-1].pbc.any():
+            raise LearnError(
+                f"{path} is periodic: the loop runs MD of nanoparticles (no cell, no "
+                "periodicity); give a cluster"
+            )
+    for option, path in (("--held-out", settings.held_out), ("--train", settings.train)):
+        if path is None:
+            continue
+        for index, atoms in enumerate(read_frames(path)):
+            energy, forces = reference_of(atoms)
+            if energy is None or forces is None:
+                raise LearnError(
+                    f"{option} {path}, frame {index}: no reference energy and forces "
+                    "(REF_energy, REF_forces, or a calculator's results): give labelled frames"
+                )

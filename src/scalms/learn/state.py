@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from scalms.analysis.learning import RoundRecord
-from scalms.files import atomic_write_json, read_json
+from scalms.files import CorruptFile, atomic_write_json, read_json
 from scalms.learn.settings import LearnError, LearnSettings
 
 FORMAT = "scalms-learn"
@@ -142,9 +142,14 @@ class LearnDir:
                 "learn run STRUCTURES... --committee A --committee B --labeller L --out DIR`"
             )
         data = read_json(self.settings_file, "learning settings")
-        if data.get("format") != FORMAT:
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise LearnError(f"{self.settings_file} is not a `scalms learn` settings file")
-        return LearnSettings.from_dict(data["settings"])
+        try:
+            return LearnSettings.from_dict(data["settings"])
+        except (KeyError, TypeError, AttributeError) as err:
+            raise CorruptFile(
+                f"learning settings {self.settings_file} are damaged ({err})"
+            ) from None
 
     def write_settings(self, settings: LearnSettings) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -158,9 +163,14 @@ class LearnDir:
         path = self.round(index).record_file
         if not path.is_file():
             return None, [], []
-        data = read_json(path, "round record")
-        members = [MemberModel(**m) for m in data.get("members", [])]
-        return RoundRecord.from_dict(data["record"]), list(data.get("done", [])), members
+        data = read_json(path, "round record", "remove it to run the round again")
+        try:
+            members = [MemberModel(**m) for m in data.get("members", [])]
+            return RoundRecord.from_dict(data["record"]), list(data.get("done", [])), members
+        except (KeyError, TypeError, AttributeError) as err:
+            raise CorruptFile(
+                f"round record {path} is damaged ({err}); remove it to run the round again"
+            ) from None
 
     def save_round(self, record: RoundRecord, done: list[str], members: list[MemberModel]) -> None:
         folder = self.round(record.round).root
@@ -173,12 +183,3 @@ class LearnDir:
                 "members": [m.to_dict() for m in members],
             },
         )
-
-    def rounds_on_disk(self) -> list[int]:
-        found = []
-        for path in sorted(self.root.glob("round-*/round.json")):
-            try:
-                found.append(int(path.parent.name.removeprefix("round-")))
-            except ValueError:
-                continue
-        return sorted(found)

@@ -19,7 +19,7 @@ Every step is the library function of another section, called with the round's p
 from __future__ import annotations
 
 import io
-import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,7 +31,7 @@ from scalms.analysis.learning import HeldOutErrors, RoundRecord, SelectedFrame
 from scalms.config import ModelEntry
 from scalms.errors import ScalmsError
 from scalms.files import atomic_write_bytes, atomic_write_json, atomic_write_text
-from scalms.learn.settings import TRAINABLE_FAMILIES, LearnError, LearnSettings
+from scalms.learn.settings import TRAINABLE_FAMILIES, LearnError, LearnSettings, LearnStepFailed
 from scalms.learn.state import LearnDir, MemberModel, RoundDir
 from scalms.workers.fanout import Reporter
 
@@ -134,13 +134,27 @@ def run_md(ctx: Context, rd: RoundDir, record: RoundRecord, previous: list[Membe
             list(s.structures), entry, rd.md, settings, device=s.device, plot=False,
             reporter=ctx.reporter,
         )  # fmt: skip
-    if run.failed or run.results is None or not all(st.complete for st in run.statuses):
-        unfinished = [f"{st.structure}: {st.failed or st.note}" for st in run.statuses]
-        raise LearnError(
-            f"round {rd.index}: the MD did not finish ({'; '.join(unfinished)}); see {rd.md}"
+    if run.results is None:
+        raise (
+            _failed(f"round {rd.index}: the MD", run.failed)
+            if run.failed
+            else LearnStepFailed(f"round {rd.index}: the MD wrote no results; see {rd.md}")
         )
+    for status in run.statuses:
+        if not status.complete:
+            # a run stopped early (a blow-up) keeps its frames: those before the stop are
+            # the ones the committee knows least, exactly what the loop is for
+            ctx.log(
+                f"round {rd.index}: the MD of {status.structure} stopped early "
+                f"({status.failed or status.note or 'unfinished'}); its {status.n_frames} saved "
+                "frames are candidates"
+            )
     _write_candidates(rd, run.results)
     record.n_candidates = sum(len(frames) for frames in read_candidates(rd).values())
+    if record.n_candidates == 0:
+        raise LearnStepFailed(
+            f"round {rd.index}: the MD saved no frame after its first; see {rd.md}"
+        )
 
 
 def _write_candidates(rd: RoundDir, results: Path) -> None:
@@ -150,9 +164,11 @@ def _write_candidates(rd: RoundDir, results: Path) -> None:
     from scalms.structural.selection import FrameSelection, select_runs
 
     rd.candidates.mkdir(parents=True, exist_ok=True)
-    for run in select_runs([results], FrameSelection(every=1, start=1)):
+    for run in select_runs([results], FrameSelection(every=1)):
         traj = run.trajectory
         frames = run.atoms()
+        if len(frames) < 2:
+            continue
         for i, atoms in enumerate(frames):
             atoms.info.update(
                 structure=traj.structure,
@@ -164,7 +180,7 @@ def _write_candidates(rd: RoundDir, results: Path) -> None:
                 **{ROUND_KEY: rd.index},
             )
         buffer = io.StringIO()
-        write(buffer, frames, format="extxyz")
+        write(buffer, frames[1:], format="extxyz")
         atomic_write_text(rd.candidates / f"{traj.structure}.extxyz", buffer.getvalue())
 
 
@@ -214,7 +230,14 @@ def frame_spreads(
         n_atoms = [len(a) for a in frames]
     committee = committee_of(names, forces, energies, np.array(n_atoms))
     per_atom = committee.force_spread_eV_per_A
-    return frame_max_spread(per_atom, n_atoms), per_atom
+    spread = frame_max_spread(per_atom, n_atoms)
+    bad = np.flatnonzero(~np.isfinite(spread))
+    if bad.size:
+        raise LearnStepFailed(
+            f"the committee's forces are not finite on {bad.size} frame(s) (first: frame "
+            f"{int(bad[0])} of {', '.join(labels)}): a member broke down there"
+        )
+    return spread, per_atom
 
 
 def run_spread(
@@ -398,7 +421,7 @@ def run_label(ctx: Context, rd: RoundDir, record: RoundRecord, previous) -> None
     record.labelled = outcome.done
     record.labelled_now += outcome.computed
     if not outcome.complete:
-        raise LearnError(
+        raise LearnStepFailed(
             f"round {rd.index}: labelling stopped after {outcome.done} of {outcome.total} frames "
             f"({outcome.stopped}); the labelled frames are kept in {rd.labelled}: rerun to "
             "continue"
@@ -438,11 +461,13 @@ def run_package(ctx: Context, rd: RoundDir, record: RoundRecord, previous) -> No
             key = f"round {index}: {atoms.info.get('structure', labelled.name)}"
             groups.setdefault(key, []).append(atoms)
     train, valid, dropped, counts = [], [], {}, {}
-    for number, (key, frames) in enumerate(sorted(groups.items())):
+    for key, frames in sorted(groups.items()):
         kept, _isolated, refused = filter_frames(frames, thresholds, key)
         for item in refused:
             dropped[item.reason] = dropped.get(item.reason, 0) + 1
-        rng = np.random.default_rng([s.seed, rd.index, number])
+        # seeded by the group, so that a group keeps its split from round to round: a frame
+        # that validated once never trains later
+        rng = np.random.default_rng([s.seed, zlib.crc32(key.encode())])
         chosen = split_valid(len(kept), s.valid_fraction, rng)
         for i, atoms in enumerate(kept):
             (valid if i in chosen else train).append(atoms)
@@ -598,9 +623,3 @@ def check_trainable(members: list[MemberModel]) -> None:
     for member in members:
         if member.model_path is None or not Path(member.model_path).is_file():
             raise ScalmsError(f"committee model '{member.name}': no weights file to continue from")
-
-
-def timed(step: Callable[[], object]) -> tuple[object, float]:
-    started = time.perf_counter()
-    value = step()
-    return value, time.perf_counter() - started
