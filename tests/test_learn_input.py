@@ -13,7 +13,6 @@ from scalms.cli import app
 from scalms.learn.settings import LearnError, LearnSettings
 from scalms.learn.state import LearnDir
 from scalms.learn.steps import split_valid
-from tests.conftest import needs_env
 from tests.test_learn import CONFIG, HELD_OUT, MEMBERS, START
 
 runner = CliRunner()
@@ -167,19 +166,35 @@ def test_every_group_of_two_or_more_frames_validates_on_some_and_trains_on_the_r
         assert 1 <= len(chosen) < n and len(chosen) == max(1, round(0.1 * n))
 
 
-@pytest.mark.slow
-@needs_env("mace")
 def test_a_round_where_no_frame_passes_the_threshold_stops_honestly(config, tmp_path):
+    """Round 1's MD and spreads are on disk (largest spread 0.3 eV/Å); with a threshold of 0.5
+    its select step picks nothing: the loop says so, stops with exit 0, registers nothing, and a
+    rerun or a later step stops the same way."""
+    from ase.io import read, write
+
+    from scalms.analysis.learning import RoundRecord
+
     out = tmp_path / "out"
-    result = learn(
-        *base(config, out), "--labeller", "lj", "--md-steps", "20", "--save-interval", "10",
-        "--spread-threshold", "10", "--device", "cpu",
-    )  # fmt: skip
+    settings = LearnSettings(
+        (START,), MEMBERS, "lj", spread_threshold_eV_per_A=0.5, model_config=config
+    ).resolved()
+    folder = LearnDir(out)
+    folder.write_settings(settings)
+    folder.save_round(RoundRecord(0, list(MEMBERS)), ["evaluate", "report"], [])
+    round_one = folder.round(1)
+    round_one.candidates.mkdir(parents=True)
+    write(round_one.candidates / "Ga47Pt3.extxyz", [read(START)] * 3, format="extxyz")
+    record = RoundRecord(1, list(MEMBERS), n_candidates=3, spread_before_eV_per_A=[0.1, 0.3, 0.2])
+    folder.save_round(record, ["md", "spread"], [])
+    args = base(config, out)
+    result = learn(*args, "--labeller", "lj", "--spread-threshold", "0.5")
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    assert "nothing selected in round 1" in text and "stopping" in text
-    assert not (out / "round-01" / "labelled.extxyz").exists()
+    assert "nothing selected in round 1" in text and "(largest 0.300)" in text
+    assert "stopping" in text
+    assert not round_one.selected.exists() and not round_one.labelled.exists()
     assert "learn-out" not in config.read_text()  # nothing trained, nothing registered
+    assert (out / "report.html").is_file()
     status = learn("status", out)
     assert status.exit_code == 0 and "nothing selected" in " ".join(status.output.split())
-    assert (out / "report.html").is_file()
+    one_line_error(learn("step", out, "label"), 2, "the loop has no step left to run (it stopped")
