@@ -138,12 +138,11 @@ def run_learning(
             log(f"continuing the learning loop in {folder.root}")
         else:
             settings = settings.resolved()
-            ctx = steps.Context(folder, settings, log, reporter)
-            starting = steps.starting_members(settings)
-            steps.check_trainable(starting)
+        ctx = steps.Context(folder, settings, log, reporter)
+        if not folder.exists():
+            steps.check_trainable(steps.starting_members(settings))
             steps.check_labeller(ctx)
             folder.write_settings(settings)
-        ctx = steps.Context(folder, settings, log, reporter)
         return _rounds(ctx, only_step, stop_after)
 
 
@@ -209,7 +208,7 @@ def final_names(settings: LearnSettings, folder: LearnDir, members: list[MemberM
     """``<prefix>-<starting member>-r<round>``: the round in the name, so that a loop taken
     further registers its new committee beside the old one, never over it."""
     prefix = settings.register_as or f"learn-{folder.root.name}"
-    return [f"{prefix}-{m.name}" if m.name != m.base else f"{prefix}-{m.base}" for m in members]
+    return [f"{prefix}-{m.name}" for m in members]
 
 
 def _registered(ctx: steps.Context) -> list[str]:
